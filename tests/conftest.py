@@ -1,0 +1,53 @@
+"""Shared fixtures: a tiny corpus and a tiny model trained on it inside the test session."""
+
+from pathlib import Path
+
+import pytest
+
+from vae_core import checkpoint as ckpt
+from vae_core.train import TrainConfig, train
+
+ROOT = Path(__file__).resolve().parent.parent
+POETRY = ROOT / "data" / "poetry"
+TINY = dict(emb_dim=32, enc_hidden=32, dec_hidden=64, nz=8, batch_size=32, dropout=0.0, threads=2, card_iw_samples=3)
+
+
+def tiny_data(directory: Path, n_train: int = 400, n_valid: int = 60, n_test: int = 60) -> Path:
+    """A data folder with the first lines of each poetry split."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, n in (("train", n_train), ("valid", n_valid), ("test", n_test)):
+        lines = (POETRY / f"{name}.txt").read_text(encoding="utf-8").splitlines()[:n]
+        (directory / f"{name}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return directory
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> Path:
+    return tiny_data(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, data_dir) -> Path:
+    """A tiny VAE trained for a few epochs (enough for its loss to fall)."""
+    out = tmp_path_factory.mktemp("ckpt") / "tiny"
+    return train(TrainConfig(data=str(data_dir), out=str(out), epochs=4, **TINY))
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(tmp_path_factory, data_dir) -> Path:
+    out = tmp_path_factory.mktemp("ckpt") / "tiny-lm"
+    return train(TrainConfig(data=str(data_dir), out=str(out), model="lm", epochs=2, **TINY))
+
+
+@pytest.fixture(scope="session")
+def vae(tiny_checkpoint):
+    import vae_core
+
+    return vae_core.load(tiny_checkpoint)
+
+
+@pytest.fixture(scope="session")
+def shipped():
+    import vae_core
+
+    return vae_core.load(ckpt.SHIPPED)

@@ -1,0 +1,119 @@
+"""Checkpoint files: exact round trips, no pickle, and clear errors for damaged directories."""
+
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import vae_core
+from vae_core import checkpoint as ckpt
+
+
+@pytest.fixture
+def copy(tiny_checkpoint, tmp_path):
+    target = tmp_path / "copy"
+    shutil.copytree(tiny_checkpoint, target)
+    return target
+
+
+def test_save_load_round_trip_is_bit_exact(vae, tmp_path):
+    out = tmp_path / "saved"
+    ckpt.save_model(out, vae.model, {"kind": "vae"})
+    ckpt.copy_tokenizer(vae.directory / "tokenizer", out)
+    again = vae_core.load(out)
+    for (name, a), (_, b) in zip(vae.model.state_dict().items(), again.model.state_dict().items()):
+        assert torch.equal(a, b), name
+    z = vae.prior(8, seed=0)
+    assert again.beam(z) == vae.beam(z)
+    assert torch.equal(again.mu(["the sea"]), vae.mu(["the sea"]))
+
+
+def test_checkpoint_holds_no_pickle(tiny_checkpoint):
+    names = {p.name for p in tiny_checkpoint.rglob("*") if p.is_file()}
+    assert {"config.json", "model.safetensors", "metrics.jsonl", "README.md", "en.wiki.bpe.vs10000.model"} <= names
+    assert not [n for n in names if n.endswith((".pt", ".pth", ".pkl", ".pickle", ".bin"))]
+    load_file(tiny_checkpoint / "model.safetensors")  # plain tensors
+
+
+def test_missing_directory(tmp_path):
+    with pytest.raises(vae_core.CheckpointError, match="not found"):
+        vae_core.load(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("name", ["config.json", "model.safetensors", "tokenizer/en/en.wiki.bpe.vs10000.model"])
+def test_missing_file_is_named(copy, name):
+    (copy / name).unlink()
+    with pytest.raises(vae_core.CheckpointError, match=name.split("/")[-1].replace(".", r"\.")):
+        vae_core.load(copy)
+
+
+def test_truncated_weights(copy):
+    data = (copy / "model.safetensors").read_bytes()
+    (copy / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(vae_core.CheckpointError, match="corrupt weights"):
+        vae_core.load(copy)
+
+
+def test_garbage_weights(copy):
+    (copy / "model.safetensors").write_bytes(b"\x80\x04 this is a pickle, not safetensors")
+    with pytest.raises(vae_core.CheckpointError, match="corrupt weights"):
+        vae_core.load(copy)
+
+
+def test_corrupt_config(copy):
+    (copy / "config.json").write_text("{not json")
+    with pytest.raises(vae_core.CheckpointError, match="corrupt JSON"):
+        vae_core.load(copy)
+
+
+def test_config_that_does_not_match_the_weights(copy):
+    config = json.loads((copy / "config.json").read_text())
+    config["model"]["dec_hidden"] += 1
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(vae_core.CheckpointError, match="shape"):
+        vae_core.load(copy)
+
+
+def test_unknown_format_and_keys(copy):
+    config = json.loads((copy / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps({**config, "format": "something-else"}))
+    with pytest.raises(vae_core.CheckpointError, match="format"):
+        vae_core.load(copy)
+    config["model"]["colour"] = "blue"
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(vae_core.CheckpointError, match="colour"):
+        vae_core.load(copy)
+
+
+def test_non_finite_weights_are_refused(copy):
+    from safetensors.torch import save_file
+
+    state = load_file(copy / "model.safetensors")
+    state["out.head.weight"][0, 0] = float("nan")
+    save_file(state, copy / "model.safetensors")
+    with pytest.raises(vae_core.CheckpointError, match="NaN"):
+        vae_core.load(copy)
+
+
+def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / "config.json"
+    ckpt.write_json(path, {"a": 1})
+
+    def explode(tmp):
+        open(tmp, "w").write("half")
+        raise KeyboardInterrupt  # a run killed mid-write
+
+    with pytest.raises(KeyboardInterrupt):
+        ckpt._atomic(path, explode)
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
+
+
+def test_metrics_log_skips_damaged_lines(copy):
+    rows = ckpt.read_metrics(copy)
+    assert [r["epoch"] for r in rows] == list(range(1, len(rows) + 1))
+    with open(copy / "metrics.jsonl", "a") as f:
+        f.write('{"epoch": 99, "trunc')
+    assert len(ckpt.read_metrics(copy)) == len(rows)

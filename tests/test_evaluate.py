@@ -1,0 +1,97 @@
+"""The evaluator's metrics against their definitions."""
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from vae_core.data import Corpus
+from vae_core.evaluate import active_units, elbo_terms, iw_nll, mutual_info, unigram_f1
+
+from .conftest import ROOT
+
+
+def test_unigram_f1():
+    assert unigram_f1("The sea, the sea!", "the sea the sea") == 1.0
+    assert unigram_f1("the sea", "a cloud") == 0.0
+    assert unigram_f1("the dark sea", "the sea") == pytest.approx(0.8)
+    assert unigram_f1("", "anything") == 0.0
+
+
+def test_active_units_counts_varying_dimensions():
+    mu = torch.zeros(100, 4)
+    mu[:, 0] = torch.linspace(-1, 1, 100)  # variance ~0.34
+    mu[:, 1] = torch.linspace(-0.05, 0.05, 100)  # variance ~0.0009
+    assert active_units(mu) == 1
+
+
+def test_mutual_info_is_zero_for_identical_posteriors_and_positive_for_separated_ones():
+    g = torch.Generator().manual_seed(0)
+    same = mutual_info(torch.zeros(8192, 4), torch.zeros(8192, 4), generator=g)
+    assert abs(same) < 0.05  # only sampling noise
+    apart = mutual_info(torch.randn(256, 4, generator=g) * 5, torch.full((256, 4), -4.0), generator=g)
+    assert apart > 3.0
+    assert apart <= math.log(256) + 0.1  # about log(batch size) at most, up to sampling noise
+
+
+def test_iw_nll_is_tighter_than_the_elbo(vae):
+    lines = (ROOT / "data/poetry/valid.txt").read_text().splitlines()[:40]
+    corpus = Corpus.from_lines(lines, vae.tokenizer)
+    g = torch.Generator().manual_seed(0)
+    elbo = elbo_terms(vae.model, corpus, generator=g)["elbo"]
+    nll = iw_nll(vae.model, corpus, samples=50, generator=g).mean()
+    assert nll <= elbo + 0.05
+    assert nll > 0
+
+
+def test_iw_nll_with_one_sample_is_the_elbo_in_expectation(vae):
+    lines = (ROOT / "data/poetry/valid.txt").read_text().splitlines()[:40]
+    corpus = Corpus.from_lines(lines, vae.tokenizer)
+    g = torch.Generator().manual_seed(1)
+    one = torch.stack([iw_nll(vae.model, corpus, samples=1, generator=g).mean() for _ in range(20)]).mean()
+    elbo = elbo_terms(vae.model, corpus, generator=g)["elbo"]
+    assert float(one) == pytest.approx(elbo, rel=0.01)
+
+
+def run_evaluate(*args):
+    result = subprocess.run([sys.executable, "-m", "vae_core.evaluate", *map(str, args)], capture_output=True,
+                            text=True, cwd=ROOT, timeout=300)
+    return result
+
+
+def test_cli_prints_one_json_object(tiny_checkpoint, data_dir):
+    result = run_evaluate("--checkpoint", tiny_checkpoint, "--data", data_dir / "test.txt", "--json",
+                          "--iw-samples", 5, "--max-lines", 30)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)
+    for key in ("n_lines", "elbo", "rec", "kl", "iw_nll", "ppl", "mi", "active_units", "nz", "recon_f1"):
+        assert key in metrics
+    assert metrics["n_lines"] == 30 and metrics["nz"] == 8
+    assert metrics["elbo"] == pytest.approx(metrics["rec"] + metrics["kl"])
+    assert metrics["ppl"] == pytest.approx(math.exp(metrics["iw_nll"] * 30 / metrics["n_pieces"]))
+
+
+def test_cli_on_a_language_model(tiny_lm, data_dir):
+    result = run_evaluate("--checkpoint", tiny_lm, "--data", data_dir / "test.txt", "--json")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)
+    assert set(metrics) >= {"nll", "ppl"} and "kl" not in metrics
+    assert metrics["ppl"] == pytest.approx(math.exp(metrics["nll"] * metrics["n_lines"] / metrics["n_pieces"]))
+
+
+def test_cli_errors_are_messages(tmp_path, tiny_checkpoint):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n")
+    one = tmp_path / "one.txt"
+    one.write_text("the sea\n")
+    for args, message in [
+        (("--checkpoint", tmp_path / "none", "--data", one), "not found"),
+        (("--checkpoint", tiny_checkpoint, "--data", empty), "no lines"),
+        (("--checkpoint", tiny_checkpoint, "--data", tmp_path / "missing.txt"), "not found"),
+    ]:
+        result = run_evaluate(*args)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert run_evaluate("--checkpoint", tiny_checkpoint, "--data", empty, "--iw-samples", 0).returncode == 2

@@ -1,0 +1,122 @@
+"""The trainer: loss falls, runs resume, the CLI documents and checks its options."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from vae_core import checkpoint as ckpt
+from vae_core.data import Corpus, read_lines, split_paths
+from vae_core.train import TrainConfig, kl_weight, parse_args, train
+
+from .conftest import ROOT, TINY
+
+
+def test_tiny_model_lowers_its_loss(tiny_checkpoint):
+    rows = ckpt.read_metrics(tiny_checkpoint)
+    assert len(rows) == 4
+    assert rows[-1]["train_rec"] < rows[0]["train_rec"] - 5
+    assert rows[-1]["valid_rec"] < rows[0]["valid_rec"]
+    for key in ("valid_elbo", "valid_rec", "valid_kl", "valid_active_units", "valid_mi", "lines_per_s"):
+        assert key in rows[-1]
+    config = json.loads((tiny_checkpoint / "config.json").read_text())
+    best = min(r["valid_elbo"] for r in rows)
+    assert config["valid"]["elbo"] == pytest.approx(best)
+
+
+def test_model_card_and_evaluation_are_written(tiny_checkpoint):
+    card = (tiny_checkpoint / "README.md").read_text()
+    for heading in ("## Settings", "## Test metrics", "## Prior (beam 4)", "## Homotopies", "## Reconstructions"):
+        assert heading in card
+    evaluation = json.loads((tiny_checkpoint / "evaluation.json").read_text())
+    assert evaluation["test"]["n_lines"] == 60
+
+
+def test_resume_continues_from_the_last_epoch(data_dir, tmp_path):
+    out = tmp_path / "run"
+    base = dict(data=str(data_dir), out=str(out), **{**TINY, "card_iw_samples": 0})
+    train(TrainConfig(epochs=2, **base))
+    first = ckpt.read_metrics(out)
+    train(TrainConfig(epochs=3, resume=True, **base))
+    rows = ckpt.read_metrics(out)
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert rows[:2] == first
+    # the resumed run matches one that never stopped
+    straight = tmp_path / "straight"
+    train(TrainConfig(epochs=3, **{**base, "out": str(straight)}))
+    assert ckpt.read_metrics(straight)[2]["train_loss"] == pytest.approx(rows[2]["train_loss"], rel=1e-4)
+
+
+def test_refuses_to_overwrite_without_resume(tiny_checkpoint, data_dir):
+    with pytest.raises(ValueError, match="already holds a checkpoint"):
+        train(TrainConfig(data=str(data_dir), out=str(tiny_checkpoint), epochs=1, **TINY))
+
+
+def test_resume_without_a_run(tmp_path, data_dir):
+    with pytest.raises(ValueError, match="no resumable run"):
+        train(TrainConfig(data=str(data_dir), out=str(tmp_path / "x"), resume=True, **TINY))
+
+
+def test_recipes_run(data_dir, tmp_path):
+    """Free bits with AE pretraining, aggressive updates and cyclical annealing each train."""
+    small = {**TINY, "card_iw_samples": 0}
+    for name, extra in {
+        "li": dict(bn_gamma=0.0, free_bits=0.25, pretrain_epochs=1, epochs=2),
+        "aggressive": dict(bn_gamma=0.0, aggressive=True, aggressive_steps=3, epochs=1, max_lines=100),
+        "cyclical": dict(kl_schedule="cyclical", kl_cycles=2, word_dropout=0.3, epochs=2),
+    }.items():
+        out = tmp_path / name
+        train(TrainConfig(data=str(data_dir), out=str(out), **{**small, **extra}))
+        assert ckpt.read_metrics(out)[-1]["epoch"] == extra["epochs"]
+
+
+def test_kl_schedules():
+    cfg = TrainConfig(kl_schedule="linear", kl_warmup=2.0)
+    assert kl_weight(cfg, 0, 10, 100) == 0.0
+    assert kl_weight(cfg, 10, 10, 100) == 0.5
+    assert kl_weight(cfg, 50, 10, 100) == 1.0
+    cyc = TrainConfig(kl_schedule="cyclical", kl_cycles=4)
+    assert [kl_weight(cyc, s, 10, 100) for s in (0, 5, 13, 20, 25)] == [0.0, 0.4, 1.0, 1.0, 0.0]
+    assert kl_weight(TrainConfig(kl_schedule="constant"), 0, 10, 100) == 1.0
+
+
+def test_length_bucketed_batches_cover_every_line_once(data_dir):
+    from vae_core.tokenizer import Tokenizer
+
+    corpus = Corpus.from_lines(read_lines(split_paths(data_dir)["train"]), Tokenizer(ckpt.SHIPPED / "tokenizer"))
+    batches = corpus.batches(32, shuffle=True, generator=torch.Generator().manual_seed(0))
+    assert sorted(torch.cat(batches).tolist()) == list(range(len(corpus)))
+
+    def padding(chunks):
+        return sum(int(corpus.lengths[b].max()) * len(b) - int(corpus.lengths[b].sum()) for b in chunks)
+
+    unsorted = list(torch.randperm(len(corpus), generator=torch.Generator().manual_seed(0)).split(32))
+    assert padding(batches) < padding(unsorted) / 5  # lines of a batch have near-equal length
+
+
+def test_help_documents_every_option():
+    result = subprocess.run([sys.executable, "-m", "vae_core.train", "--help"], capture_output=True, text=True,
+                            cwd=ROOT, timeout=120)
+    assert result.returncode == 0
+    import dataclasses
+
+    for field in dataclasses.fields(TrainConfig):
+        assert "--" + field.name.replace("_", "-") in result.stdout
+
+
+@pytest.mark.parametrize("argv", [["--epochs", "0"], ["--lr", "-1"], ["--kl-schedule", "sine"],
+                                  ["--dropout", "1.5"], ["--batch-size", "x"]])
+def test_bad_arguments_exit_with_a_message(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(argv)
+    assert exit_info.value.code == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_missing_data_is_a_clear_error(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "vae_core.train", "--data", str(tmp_path / "none"),
+                             "--out", str(tmp_path / "o")], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 2
+    assert "not found" in result.stderr or "no train.txt" in result.stderr

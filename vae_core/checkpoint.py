@@ -1,0 +1,180 @@
+"""Checkpoint directories: plain files, no pickle, every write atomic.
+
+    config.json          format version, model config, training settings, epoch, validation metrics
+    model.safetensors    weights (and the piece-frequency order of the output layer)
+    tokenizer/en/...     the BPEmb SentencePiece model, so loading never needs the network
+    metrics.jsonl        one JSON object per epoch (the app plots it)
+    README.md            the model card
+    resume/              last epoch's weights, optimiser state and counters (for ``--resume``)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .model import ModelConfig, SentenceVAE
+from .tokenizer import LANG, MODEL_NAME, Tokenizer, TokenizerError
+
+FORMAT = "latent-verse/1"
+SHIPPED = Path(__file__).resolve().parent.parent / "checkpoints" / "poetry"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint directory is missing, incomplete or corrupt."""
+
+
+def _atomic(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` then move the finished file into place in one step."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; checkpoints are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: Path, text: str) -> None:
+    _atomic(Path(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def write_json(path: Path, obj) -> None:
+    write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
+def write_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    _atomic(Path(path), lambda tmp: save_file(tensors, tmp))
+
+
+def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise CheckpointError(f"missing weights file: {path}")
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"corrupt weights file {path}: {err}") from err
+
+
+def read_json(path: Path) -> dict:
+    if not path.is_file():
+        raise CheckpointError(f"missing file: {path}")
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"corrupt JSON in {path}: {err}") from err
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path} should hold a JSON object")
+    return obj
+
+
+def copy_tokenizer(source_dir: Path, directory: Path) -> None:
+    """Put the BPEmb model file under ``directory/tokenizer`` (where ``Tokenizer`` looks)."""
+    src = Path(source_dir) / LANG / MODEL_NAME
+    dst = Path(directory) / "tokenizer" / LANG / MODEL_NAME
+    if not src.is_file():
+        raise TokenizerError(f"tokenizer model not found: expected {MODEL_NAME} at {src}")
+    if dst.resolve() != src.resolve():
+        _atomic(dst, lambda tmp: shutil.copyfile(src, tmp))
+
+
+def save_model(directory: Path, model: SentenceVAE, info: dict) -> None:
+    """Write weights, then ``config.json`` (model config + ``info``) into ``directory``."""
+    directory = Path(directory)
+    write_tensors(directory / "model.safetensors", model.state_dict())
+    write_json(directory / "config.json", {"format": FORMAT, "model": model.config.to_dict(), **info})
+
+
+def build_model(directory: Path, weights: str = "model.safetensors") -> tuple[SentenceVAE, dict]:
+    """A model from a checkpoint directory, checked key by key and shape by shape."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(f"checkpoint directory not found: {directory}")
+    config = read_json(directory / "config.json")
+    if config.get("format") != FORMAT:
+        raise CheckpointError(f"{directory / 'config.json'}: format {config.get('format')!r}, expected {FORMAT!r}")
+    try:
+        model = SentenceVAE(ModelConfig.from_dict(config["model"]))
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{directory / 'config.json'}: invalid model config: {err}") from err
+    state = read_tensors(directory / weights)
+    expected = model.state_dict()
+    missing, extra = expected.keys() - state.keys(), state.keys() - expected.keys()
+    if missing or extra:
+        raise CheckpointError(
+            f"{directory / weights} does not match config.json: missing {sorted(missing)[:5]}, "
+            f"unexpected {sorted(extra)[:5]}"
+        )
+    for key, value in state.items():
+        if value.shape != expected[key].shape:
+            raise CheckpointError(
+                f"{directory / weights}: {key} has shape {tuple(value.shape)}, expected {tuple(expected[key].shape)}"
+            )
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise CheckpointError(f"{directory / weights}: {key} holds NaN or infinite values")
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
+    model.eval()
+    return model, config
+
+
+def load_checkpoint(directory: str | Path | None = None) -> tuple[SentenceVAE, Tokenizer, dict]:
+    """Model (in eval mode), tokenizer and config of a checkpoint; the shipped one by default."""
+    directory = Path(directory) if directory is not None else SHIPPED
+    model, config = build_model(directory)
+    try:
+        tokenizer = Tokenizer(directory / "tokenizer", max_len=model.config.max_len)
+    except TokenizerError as err:
+        raise CheckpointError(str(err)) from err
+    return model, tokenizer, config
+
+
+def read_metrics(directory: str | Path) -> list[dict]:
+    """The per-epoch metrics log (empty if the checkpoint has none); unreadable lines are skipped."""
+    path = Path(directory) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def append_metrics(directory: Path, row: dict) -> None:
+    path = Path(directory) / "metrics.jsonl"
+    old = path.read_text(encoding="utf-8") if path.is_file() else ""
+    write_text(path, old + json.dumps(row) + "\n")
+
+
+# ---- optimiser state for --resume ------------------------------------------------------
+def optimizer_tensors(optimizer: torch.optim.Optimizer, prefix: str) -> tuple[dict, list]:
+    """An optimiser's state as flat tensors (for safetensors) plus its JSON-able param groups."""
+    state = optimizer.state_dict()
+    tensors = {
+        f"{prefix}.{index}.{name}": torch.as_tensor(value)
+        for index, slots in state["state"].items()
+        for name, value in slots.items()
+    }
+    return tensors, state["param_groups"]
+
+
+def restore_optimizer(optimizer: torch.optim.Optimizer, prefix: str, tensors: dict, groups: list) -> None:
+    state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith(prefix + "."):
+            _, index, name = key.split(".", 2)
+            state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": groups})

@@ -1,0 +1,185 @@
+"""Held-out metrics of a checkpoint (definitions as in He et al. 2019).
+
+    python -m vae_core.evaluate --checkpoint checkpoints/poetry --data data/poetry/test.txt --json
+
+All quantities are in nats per line unless named per token: ``elbo`` is the negative ELBO
+(``rec + kl``), ``iw_nll`` the importance-weighted bound on -log p(x), ``ppl`` exp(iw_nll summed
+over lines / pieces, end-of-line included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from collections import Counter
+
+import torch
+
+from .data import Corpus, read_lines
+from .model import SentenceVAE, kl_per_dim, log_normal, reparameterize
+
+ACTIVE_THRESHOLD = 0.01  # a unit is active when Var_x E[z|x] is at least this
+
+
+@torch.no_grad()
+def posterior_params(model: SentenceVAE, corpus: Corpus, batch_size: int = 512):
+    """``mu, logvar`` of every line, ``[N, nz]`` each, in corpus order."""
+    mus, logvars = [], []
+    for start in range(0, len(corpus), batch_size):
+        mu, logvar = model.posterior(*corpus.batch(torch.arange(start, min(start + batch_size, len(corpus)))))
+        mus.append(mu)
+        logvars.append(logvar)
+    return torch.cat(mus), torch.cat(logvars)
+
+
+def active_units(mu: torch.Tensor) -> int:
+    return int((mu.var(dim=0, unbiased=False) >= ACTIVE_THRESHOLD).sum()) if len(mu) > 1 else 0
+
+
+def mutual_info(mu: torch.Tensor, logvar: torch.Tensor, batch_size: int = 512, generator=None) -> float:
+    """He et al.'s minibatch estimate of I(x; z) under q, averaged over batches of lines.
+
+    ``E_x E_q(z|x) log q(z|x)`` minus ``E log q(z)``, with q(z) the mixture of the batch's posteriors.
+    """
+    total, count = 0.0, 0
+    nz = mu.size(1)
+    for m, lv in zip(mu.split(batch_size), logvar.split(batch_size)):
+        neg_entropy = (-0.5 * nz * math.log(2 * math.pi) - 0.5 * (1 + lv).sum(-1)).mean()
+        z = reparameterize(m, lv, generator=generator)  # [B, 1, nz]
+        log_qz = torch.logsumexp(log_normal(z, m.unsqueeze(0), lv.unsqueeze(0)), dim=1) - math.log(len(m))
+        total += float(neg_entropy - log_qz.mean()) * len(m)
+        count += len(m)
+    return total / max(count, 1)
+
+
+@torch.no_grad()
+def elbo_terms(model: SentenceVAE, corpus: Corpus, batch_size: int = 512, generator=None) -> dict:
+    """Mean ``rec``, ``kl`` and ``elbo`` per line with one posterior sample, plus AU and MI.
+
+    For a plain LM (``nz == 0``) the reconstruction term is the exact NLL and KL is zero.
+    """
+    rec = kl = 0.0
+    mus, logvars = [], []
+    for index in corpus.batches(batch_size):
+        tokens, lengths = corpus.batch(index)
+        if model.is_lm:
+            rec += float(model.reconstruction(tokens, lengths, None).sum())
+            continue
+        mu, logvar = model.posterior(tokens, lengths)
+        z = reparameterize(mu, logvar, generator=generator)[:, 0]
+        rec += float(model.reconstruction(tokens, lengths, z).sum())
+        kl += float(kl_per_dim(mu, logvar).sum())
+        mus.append(mu)
+        logvars.append(logvar)
+    n = len(corpus)
+    out = {"n_lines": n, "rec": rec / n, "kl": kl / n, "elbo": (rec + kl) / n}
+    if mus:
+        mu, logvar = torch.cat(mus), torch.cat(logvars)
+        out.update(active_units=active_units(mu), mi=mutual_info(mu, logvar, generator=generator))
+    return out
+
+
+@torch.no_grad()
+def iw_nll(model: SentenceVAE, corpus: Corpus, samples: int = 100, batch_size: int = 64, chunk: int = 50,
+           generator=None) -> torch.Tensor:
+    """Importance-weighted estimate of -log p(x) per line, ``[N]``, with ``samples`` draws from q(z|x).
+
+    ``log p(x) ~= logsumexp_k [log p(x|z_k) + log p(z_k) - log q(z_k|x)] - log K``; the K samples of
+    a batch are decoded ``chunk`` at a time, all lines of the batch together.
+    """
+    result = torch.empty(len(corpus))
+    for index in corpus.batches(batch_size):
+        tokens, lengths = corpus.batch(index)
+        if model.is_lm:
+            result[index] = model.reconstruction(tokens, lengths, None)
+            continue
+        mu, logvar = model.posterior(tokens, lengths)
+        log_w = []
+        for start in range(0, samples, chunk):
+            k = min(chunk, samples - start)
+            z = reparameterize(mu, logvar, k, generator=generator)  # [B, k, nz]
+            rep = torch.arange(len(index)).repeat_interleave(k)
+            log_px = -model.reconstruction(tokens[rep], lengths[rep], z.reshape(-1, z.size(-1))).view(-1, k)
+            log_pz = log_normal(z, torch.zeros_like(z), torch.zeros_like(z))
+            log_qz = log_normal(z, mu.unsqueeze(1), logvar.unsqueeze(1))
+            log_w.append(log_px + log_pz - log_qz)
+        result[index] = -(torch.logsumexp(torch.cat(log_w, dim=1), dim=1) - math.log(samples))
+    return result
+
+
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+def unigram_f1(reference: str, hypothesis: str) -> float:
+    """F1 of the word multisets of two lines (case and punctuation ignored)."""
+    ref, hyp = Counter(_WORD.findall(reference.lower())), Counter(_WORD.findall(hypothesis.lower()))
+    overlap = sum((ref & hyp).values())
+    if overlap == 0:
+        return 0.0
+    precision, recall = overlap / sum(hyp.values()), overlap / sum(ref.values())
+    return 2 * precision * recall / (precision + recall)
+
+
+def evaluate(directory, lines: list[str], iw_samples: int = 100, seed: int = 0, batch_size: int = 64) -> dict:
+    """Every metric of the module docstring for ``lines`` under the checkpoint in ``directory``."""
+    from .sampler import load  # sampler imports this module's helpers
+
+    sampler = load(directory)
+    model, tokenizer = sampler.model, sampler.tokenizer
+    corpus = Corpus.from_lines(lines, tokenizer)
+    generator = torch.Generator().manual_seed(seed)
+    n_pieces = int(corpus.lengths.sum())
+    nll = iw_nll(model, corpus, iw_samples if not model.is_lm else 1, batch_size, generator=generator)
+    if model.is_lm:
+        total = float(nll.sum())
+        return {"n_lines": len(lines), "n_pieces": n_pieces, "nll": total / len(lines),
+                "ppl": math.exp(total / n_pieces)}
+    out = elbo_terms(model, corpus, generator=generator)
+    total = float(nll.sum())
+    out.update(
+        n_pieces=n_pieces,
+        iw_nll=total / len(lines),
+        iw_samples=iw_samples,
+        ppl=math.exp(total / n_pieces),
+        nz=model.config.nz,
+    )
+    mu, _ = posterior_params(model, corpus)
+    decoded = sampler.greedy(mu)
+    out["recon_f1"] = sum(unigram_f1(a, b) for a, b in zip(lines, decoded)) / len(lines)
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vae_core.evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", default=None, help="checkpoint directory (default: the shipped model)")
+    parser.add_argument("--data", required=True, help="file (or folder of .txt files) of lines, one per line")
+    parser.add_argument("--iw-samples", type=int, default=100, help="importance samples per line for iw_nll")
+    parser.add_argument("--max-lines", type=int, default=None, help="evaluate only the first N lines")
+    parser.add_argument("--batch-size", type=int, default=64, help="lines per batch")
+    parser.add_argument("--seed", type=int, default=0, help="random seed for the posterior samples")
+    parser.add_argument("--json", action="store_true", help="print one JSON object (default: a table)")
+    args = parser.parse_args(argv)
+    if args.iw_samples < 1:
+        parser.error("--iw-samples must be at least 1")
+    try:
+        lines = read_lines(args.data)[: args.max_lines]
+        if not lines:
+            raise ValueError(f"no lines in {args.data}")
+        result = evaluate(args.checkpoint, lines, args.iw_samples, args.seed, args.batch_size)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:>14}  {value:.4f}" if isinstance(value, float) else f"{key:>14}  {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

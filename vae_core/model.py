@@ -1,0 +1,159 @@
+"""The sentence VAE (Bowman et al. 2016) and, with ``nz=0``, the plain LSTM language model.
+
+    pieces -> embedding -> LSTM encoder -> q(z|x) = N(mu, diag(sigma^2))
+    z -> initial decoder state;  [embedding ; z] at every step -> LSTM decoder -> next piece
+
+The output layer is an adaptive softmax (Grave et al. 2017): frequent pieces sit in a small head,
+rare ones in cheaper tail clusters, so training does not pay for a full 10,000-way softmax on every
+token while the model still defines an exact distribution over all pieces. Clusters follow the
+pieces' training-set frequency, kept in the ``rank_of`` buffer (piece id -> frequency rank).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from torch import nn
+
+from .tokenizer import UNK, VOCAB_SIZE
+
+
+@dataclass
+class ModelConfig:
+    vocab_size: int = VOCAB_SIZE  # BPEmb pieces
+    emb_dim: int = 256  # piece embedding, shared by encoder and decoder
+    enc_hidden: int = 256  # encoder LSTM units
+    dec_hidden: int = 512  # decoder LSTM units
+    nz: int = 32  # latent dimensions; 0 makes the plain LSTM language model (no encoder)
+    dropout: float = 0.2  # dropout on embeddings and decoder outputs while training
+    word_dropout: float = 0.0  # chance of replacing a decoder input piece by <unk> while training
+    bn_gamma: float = 0.0  # BN-VAE: fixed scale of batch-normalised posterior means; 0 = off
+    cutoffs: tuple[int, ...] = (1000, 4000)  # adaptive softmax: head size, then cluster bounds
+    max_len: int = 48  # pieces per line; longer input is truncated, decoding stops here
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        values = dict(values)
+        if "cutoffs" in values:
+            values["cutoffs"] = tuple(values["cutoffs"])
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class SentenceVAE(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = c = config
+        self.embed = nn.Embedding(c.vocab_size, c.emb_dim)
+        self.drop = nn.Dropout(c.dropout)
+        if c.nz > 0:
+            self.encoder = nn.LSTM(c.emb_dim, c.enc_hidden, batch_first=True)
+            self.to_posterior = nn.Linear(c.enc_hidden, 2 * c.nz)
+            # BN-VAE (Zhu et al. 2020): normalised means with a fixed scale keep every unit's KL
+            # above nz * gamma^2 / 2, so the posterior cannot collapse. A tiny eps, or the encoder
+            # could shrink its raw means below it and slip out of the bound.
+            self.mu_norm = nn.BatchNorm1d(c.nz, eps=1e-8, affine=False) if c.bn_gamma > 0 else None
+            self.mu_shift = nn.Parameter(torch.zeros(c.nz)) if c.bn_gamma > 0 else None
+            self.z_to_state = nn.Linear(c.nz, 2 * c.dec_hidden)
+        self.decoder = nn.LSTM(c.emb_dim + c.nz, c.dec_hidden, batch_first=True)
+        self.out = nn.AdaptiveLogSoftmaxWithLoss(c.dec_hidden, c.vocab_size, list(c.cutoffs), div_value=4.0)
+        self.register_buffer("rank_of", torch.arange(c.vocab_size))
+        self.reset_parameters()
+
+    def set_piece_order(self, counts: torch.Tensor) -> None:
+        """Order the output clusters by piece frequency (``counts [V]`` from the training data)."""
+        order = torch.argsort(-counts.double(), stable=True)
+        self.rank_of.copy_(torch.argsort(order))
+
+    def reset_parameters(self, decoder_only: bool = False) -> None:
+        """Uniform(-0.1, 0.1) weights, zero biases; ``decoder_only`` re-initialises just the decoder
+        (after autoencoder pretraining of the encoder, Li et al. 2019)."""
+        modules = [self.decoder, self.out] if decoder_only else [self]
+        for module in modules:
+            for name, p in module.named_parameters():
+                if "bias" in name or "shift" in name:
+                    nn.init.zeros_(p)
+                else:
+                    nn.init.uniform_(p, -0.1, 0.1)
+
+    @property
+    def is_lm(self) -> bool:
+        return self.config.nz == 0
+
+    # ---- encoder -------------------------------------------------------------------------
+    def posterior(self, tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``mu, logvar`` of q(z|x), each ``[N, nz]``, from ``[BOS] pieces [EOS]`` rows."""
+        x = self.drop(self.embed(tokens[:, 1:]))  # the encoder reads pieces + EOS
+        out, _ = self.encoder(x)
+        last = out[torch.arange(len(lengths), device=out.device), lengths - 1]
+        mu, logvar = self.to_posterior(last).chunk(2, dim=-1)
+        if self.mu_norm is not None:
+            mu = self.config.bn_gamma * self.mu_norm(mu) + self.mu_shift
+        return mu, logvar
+
+    # ---- decoder -------------------------------------------------------------------------
+    def initial_state(self, z: torch.Tensor | None, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        H = self.config.dec_hidden
+        if z is None:
+            zero = torch.zeros(1, batch, H, device=self.rank_of.device)
+            return zero, zero
+        h, c = self.z_to_state(z).chunk(2, dim=-1)
+        return torch.tanh(h).unsqueeze(0).contiguous(), c.unsqueeze(0).contiguous()
+
+    def log_probs(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Next-piece log-probabilities ``[N, V]`` (columns in piece-id order) from decoder outputs."""
+        return self.out.log_prob(hidden)[:, self.rank_of]
+
+    def decode(self, inputs: torch.Tensor, z: torch.Tensor | None, state=None):
+        """Run the decoder over ``inputs [N, T]``; returns decoder outputs ``[N, T, H]`` and state."""
+        x = self.drop(self.embed(inputs))
+        if z is not None:
+            x = torch.cat([x, z.unsqueeze(1).expand(-1, x.size(1), -1)], dim=-1)
+        if state is None:
+            state = self.initial_state(z, inputs.size(0))
+        out, state = self.decoder(x, state)
+        return self.drop(out), state
+
+    def step(self, tokens: torch.Tensor, z: torch.Tensor | None, state):
+        """One decoding step for ``tokens [N]``: log-probabilities ``[N, V]`` and the new state."""
+        out, state = self.decode(tokens.unsqueeze(1), z, state)
+        return self.log_probs(out[:, 0]), state
+
+    # ---- likelihood ----------------------------------------------------------------------
+    def reconstruction(self, tokens: torch.Tensor, lengths: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
+        """``-log p(x|z)`` in nats per line ``[N]`` (for ``z [N, nz]`` or None for the LM)."""
+        inputs, targets = tokens[:, :-1], tokens[:, 1:]
+        if self.training and self.config.word_dropout > 0:
+            drop = torch.rand(inputs.shape, device=inputs.device) < self.config.word_dropout
+            drop[:, 0] = False  # keep BOS
+            inputs = inputs.masked_fill(drop, UNK)
+        out, _ = self.decode(inputs, z)
+        mask = torch.arange(targets.size(1), device=targets.device) < lengths.unsqueeze(1)
+        nll = torch.zeros(targets.shape, device=targets.device)
+        nll[mask] = -self.out(out[mask], self.rank_of[targets[mask]]).output  # real positions only
+        return nll.sum(dim=1)
+
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, samples: int = 1, generator=None) -> torch.Tensor:
+    """``samples`` draws from N(mu, exp(logvar)): ``[N, samples, nz]``."""
+    eps = torch.randn(mu.size(0), samples, mu.size(1), device=mu.device, generator=generator)
+    return mu.unsqueeze(1) + eps * torch.exp(0.5 * logvar).unsqueeze(1)
+
+
+def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(q(z|x) || N(0, I)) per line and dimension, ``[N, nz]``."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1)
+
+
+def log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Diagonal Gaussian log-density summed over the last dimension."""
+    return -0.5 * (((z - mu) ** 2) / logvar.exp() + logvar + math.log(2 * math.pi)).sum(-1)
+

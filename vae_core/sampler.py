@@ -1,0 +1,212 @@
+"""The public API: encode lines into the latent space, move around in it, decode back to verse.
+
+    import vae_core
+    vae = vae_core.load()                      # the shipped poetry model
+    z = vae.mu(["the sea is calm tonight", "i wandered lonely as a cloud"])
+    vae.beam(vae.interpolate(z[0], z[1], steps=8), width=4)
+
+Method names follow the BPEmb VAE sampler of seed 000 (``z``, ``mu``, ``greedy``, ``sample``,
+``beam``). Every stochastic call takes ``seed`` for reproducible results.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from pathlib import Path
+
+import torch
+
+from . import decoding
+from .checkpoint import load_checkpoint
+from .model import SentenceVAE, reparameterize
+from .tokenizer import Tokenizer
+
+METHODS = ("greedy", "sample", "beam")
+INTERPOLATIONS = ("linear", "slerp")
+ENCODE_BATCH = 512
+MAX_COUNT = 100_000  # most codes one call makes (prior, neighbours, steps)
+MAX_DECODE_LEN = 256  # most pieces a decoded line may have
+
+
+def _generator(seed: int | None) -> torch.Generator | None:
+    if seed is None:
+        return None
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ValueError(f"seed must be an integer or None, got {seed!r}")
+    return torch.Generator().manual_seed(seed)
+
+
+class Sampler:
+    """A loaded checkpoint with batched encoding, latent operations and decoding."""
+
+    def __init__(self, model: SentenceVAE, tokenizer: Tokenizer, config: dict | None = None, directory=None):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.config = config or {}
+        self.directory = Path(directory) if directory is not None else None
+
+    @property
+    def nz(self) -> int:
+        return self.model.config.nz
+
+    @property
+    def max_len(self) -> int:
+        return self.model.config.max_len
+
+    # ---- encoding ------------------------------------------------------------------------
+    def _check_lines(self, lines) -> list[str]:
+        if isinstance(lines, str):
+            lines = [lines]
+        lines = list(lines)
+        for i, line in enumerate(lines):
+            if not isinstance(line, str):
+                raise ValueError(f"line {i} is {type(line).__name__}, expected a string")
+            if not line.strip():
+                raise ValueError(f"line {i} is empty: give at least one word to encode")
+        return lines
+
+    @torch.no_grad()
+    def posterior(self, lines) -> tuple[torch.Tensor, torch.Tensor]:
+        """``mu`` and ``logvar`` of q(z|line) for each line, ``[N, nz]`` each."""
+        if self.model.is_lm:
+            raise ValueError("this checkpoint is a language model: it has no latent space to encode into")
+        lines = self._check_lines(lines)
+        if not lines:
+            empty = torch.empty(0, self.nz)
+            return empty, empty.clone()
+        ids = self.tokenizer.encode(lines)
+        mus, logvars = [], []
+        for start in range(0, len(ids), ENCODE_BATCH):
+            tokens, lengths = self.tokenizer.batch(ids[start : start + ENCODE_BATCH])
+            device = self.model.rank_of.device
+            mu, logvar = self.model.posterior(tokens.to(device), lengths.to(device))
+            mus.append(mu.cpu())
+            logvars.append(logvar.cpu())
+        return torch.cat(mus), torch.cat(logvars)
+
+    def mu(self, lines) -> torch.Tensor:
+        """Posterior means, ``[N, nz]``."""
+        return self.posterior(lines)[0]
+
+    def z(self, lines, seed: int | None = None) -> torch.Tensor:
+        """One posterior sample per line, ``[N, nz]``."""
+        mu, logvar = self.posterior(lines)
+        return reparameterize(mu, logvar, generator=_generator(seed))[:, 0]
+
+    # ---- latent operations ---------------------------------------------------------------
+    def check_z(self, z) -> torch.Tensor:
+        """``z`` as a float tensor ``[N, nz]`` (a single ``[nz]`` code becomes one row)."""
+        z = torch.as_tensor(z, dtype=torch.float32)
+        if z.dim() == 1 and z.numel() == self.nz:
+            z = z.unsqueeze(0)
+        if z.dim() != 2 or z.size(1) != self.nz:
+            raise ValueError(f"z must have shape [N, {self.nz}] (or [{self.nz}]), got {list(z.shape)}")
+        if not torch.isfinite(z).all():
+            raise ValueError("z holds NaN or infinite values")
+        return z
+
+    def prior(self, n: int, seed: int | None = None) -> torch.Tensor:
+        """``n`` codes from the prior N(0, I)."""
+        _check_count("n", n)
+        return torch.randn(n, self.nz, generator=_generator(seed))
+
+    def interpolate(self, z_a, z_b, steps: int = 10, method: str = "linear") -> torch.Tensor:
+        """The homotopy from ``z_a`` to ``z_b``: ``steps + 1`` codes, both endpoints included.
+
+        ``slerp`` follows the great circle between the two directions (scaling the norm linearly),
+        which keeps intermediate codes as far from the origin as typical prior samples.
+        """
+        a, b = self.check_z(z_a), self.check_z(z_b)
+        if len(a) != 1 or len(b) != 1:
+            raise ValueError("interpolate takes one code for each endpoint")
+        _check_count("steps", steps, minimum=1)
+        if method not in INTERPOLATIONS:
+            raise ValueError(f"method must be one of {INTERPOLATIONS}, got {method!r}")
+        t = torch.linspace(0, 1, steps + 1).unsqueeze(1)
+        a, b = a[0], b[0]
+        if method == "slerp" and a.norm() > 0 and b.norm() > 0:
+            ua, ub = a / a.norm(), b / b.norm()
+            omega = torch.arccos((ua * ub).sum().clamp(-1, 1))
+            if math.sin(float(omega)) > 1e-6:
+                direction = (torch.sin((1 - t) * omega) * ua + torch.sin(t * omega) * ub) / torch.sin(omega)
+                path = direction * ((1 - t) * a.norm() + t * b.norm())
+            else:
+                path = (1 - t) * a + t * b
+        else:
+            path = (1 - t) * a + t * b
+        path[0], path[-1] = a, b  # exact endpoints whatever the rounding
+        return path
+
+    def neighbours(self, z, n: int = 8, noise: float = 0.1, seed: int | None = None, std=None) -> torch.Tensor:
+        """``n`` codes around ``z``: ``z + noise * eps`` (``eps ~ N(0, I)``, times ``std`` if given,
+        e.g. the line's posterior standard deviation)."""
+        z = self.check_z(z)
+        if len(z) != 1:
+            raise ValueError("neighbours takes one code")
+        _check_count("n", n)
+        if not isinstance(noise, (int, float)) or not math.isfinite(noise) or noise < 0:
+            raise ValueError(f"noise must be a non-negative number, got {noise!r}")
+        eps = torch.randn(n, self.nz, generator=_generator(seed))
+        if std is not None:
+            eps = eps * self.check_z(std)
+        return z + noise * eps
+
+    # ---- decoding ------------------------------------------------------------------------
+    def _prepare(self, z, max_len):
+        z = self.check_z(z)
+        max_len = self.max_len if max_len is None else max_len
+        _check_count("max_len", max_len, minimum=1, maximum=MAX_DECODE_LEN)
+        device = self.model.rank_of.device
+        return (z.to(device) if self.nz > 0 else None), len(z), max_len
+
+    def _texts(self, ids: torch.Tensor) -> list[str]:
+        return [self.tokenizer.decode(row) for row in ids.tolist()]
+
+    def greedy(self, z, max_len: int | None = None) -> list[str]:
+        """The most likely piece at each step, one line per row of ``z``."""
+        z, n, max_len = self._prepare(z, max_len)
+        return self._texts(decoding.greedy(self.model, z, n, max_len))
+
+    def sample(self, z, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+               seed: int | None = None, max_len: int | None = None) -> list[str]:
+        """Each piece drawn from the softmax at ``temperature``, optionally cut to ``top_k`` / ``top_p``."""
+        if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature <= 0:
+            raise ValueError(f"temperature must be a positive number, got {temperature!r}")
+        if top_k is not None:
+            _check_count("top_k", top_k, minimum=1)
+        if top_p is not None and not (isinstance(top_p, (int, float)) and 0 < top_p <= 1):
+            raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
+        z, n, max_len = self._prepare(z, max_len)
+        ids = decoding.sample(self.model, z, n, max_len, temperature, top_k, top_p, _generator(seed))
+        return self._texts(ids)
+
+    def beam(self, z, width: int = 4, max_len: int | None = None, length_penalty: float = 1.0) -> list[str]:
+        """Beam search with ``width`` hypotheses per row, length-normalised."""
+        _check_count("width", width, minimum=1)
+        if not isinstance(length_penalty, (int, float)) or not math.isfinite(length_penalty) or length_penalty < 0:
+            raise ValueError(f"length_penalty must be a non-negative number, got {length_penalty!r}")
+        z, n, max_len = self._prepare(z, max_len)
+        return self._texts(decoding.beam(self.model, z, n, max_len, width, length_penalty))
+
+    def decode(self, z, method: str = "greedy", **options) -> list[str]:
+        """Decode with ``method`` (greedy, sample or beam) and that method's options."""
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        decoder = getattr(self, method)
+        try:
+            inspect.signature(decoder).bind(z, **options)
+        except TypeError as err:
+            raise ValueError(f"unknown option for {method}: {err}") from err
+        return decoder(z, **options)
+
+
+def _check_count(name: str, value, minimum: int = 0, maximum: int = MAX_COUNT) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
+        raise ValueError(f"{name} must be an integer from {minimum} to {maximum}, got {value!r}")
+
+
+def load(path: str | Path | None = None) -> Sampler:
+    """A sampler for the checkpoint directory ``path`` (default: the shipped poetry model)."""
+    model, tokenizer, config = load_checkpoint(path)
+    return Sampler(model, tokenizer, config, path)

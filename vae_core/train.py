@@ -1,0 +1,365 @@
+"""Train a sentence VAE (or the plain LSTM LM baseline) on a corpus of lines.
+
+    python -m vae_core.train --data data/poetry --out checkpoints/my-model
+    python -m vae_core.train --data data/poetry --out checkpoints/my-model --resume
+
+Each epoch appends validation metrics to ``metrics.jsonl``, keeps the best weights (by validation
+loss) in the checkpoint and the last epoch's full state in ``resume/``; at the end the model card
+(``README.md``) is written with test metrics and samples when the data has a test split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from . import checkpoint as ckpt
+from .data import Corpus, read_lines, split_paths
+from .evaluate import elbo_terms
+from .model import ModelConfig, SentenceVAE, kl_per_dim, reparameterize
+from .tokenizer import Tokenizer
+
+
+def opt(default, help: str, **extra):
+    """A config field with its command-line help."""
+    return field(default=default, metadata={"help": help, **extra})
+
+
+MODEL_FIELDS = {f.name for f in dataclasses.fields(ModelConfig)} - {"vocab_size", "cutoffs"}
+
+
+@dataclass
+class TrainConfig:
+    data: str = opt("data/poetry", "folder with train.txt (+ valid.txt, test.txt) or one file of lines")
+    out: str = opt("checkpoints/my-model", "checkpoint directory to write")
+    model: str = opt(
+        "vae", "vae: sentence VAE; lm: the same decoder without a latent (baseline)", choices=["vae", "lm"]
+    )
+    # model size and regularisation (see vae_core.model.ModelConfig)
+    emb_dim: int = opt(256, "piece embedding size")
+    enc_hidden: int = opt(256, "encoder LSTM units")
+    dec_hidden: int = opt(512, "decoder LSTM units")
+    nz: int = opt(32, "latent dimensions")
+    dropout: float = opt(0.3, "dropout on embeddings and decoder outputs")
+    word_dropout: float = opt(0.0, "chance of replacing a decoder input piece by <unk>")
+    bn_gamma: float = opt(
+        0.8, "BN-VAE: fixed scale of batch-normalised posterior means (0 = off); KL >= nz*gamma^2/2"
+    )
+    max_len: int = opt(48, "pieces per line; longer lines are truncated")
+    # optimisation
+    epochs: int = opt(20, "training epochs")
+    batch_size: int = opt(64, "lines per batch (batches group lines of similar length)")
+    lr: float = opt(1e-3, "Adam learning rate")
+    lr_decay: float = opt(0.5, "multiply the learning rate by this when validation loss does not improve")
+    clip: float = opt(5.0, "gradient norm clipping")
+    # keeping the latent in use
+    kl_schedule: str = opt("linear", "KL weight schedule", choices=["constant", "linear", "cyclical"])
+    kl_warmup: float = opt(1.0, "linear: epochs to raise the KL weight from 0 to 1")
+    kl_cycles: int = opt(4, "cyclical: number of cycles (each ramps over its first half)")
+    free_bits: float = opt(0.0, "per-dimension KL floor in nats (batch-averaged KL below it is not penalised)")
+    pretrain_epochs: int = opt(
+        0,
+        "autoencoder epochs (no KL, z = mu) before VAE "
+        "training; the decoder is then re-initialised (Li et al. 2019)",
+    )
+    aggressive: bool = opt(False, "aggressive encoder updates until mutual information stops rising (He et al. 2019)")
+    aggressive_steps: int = opt(30, "most encoder-only steps per decoder step in aggressive mode")
+    # data and run
+    valid_fraction: float = opt(0.05, "share of lines held out for validation when there is no valid.txt")
+    max_lines: int = opt(0, "use only the first N training lines (0 = all)")
+    time_budget: float = opt(0.0, "minutes of training after which the run stops (0 = no limit)")
+    card_iw_samples: int = opt(100, "importance samples for the test metrics in the model card (0 = no test metrics)")
+    baseline: str = opt("", "LM checkpoint whose test NLL/PPL the model card reports beside this model's")
+    tokenizer: str = opt("", "folder with en/en.wiki.bpe.vs10000.model (default: the shipped checkpoint's)")
+    seed: int = opt(0, "random seed")
+    threads: int = opt(0, "CPU threads for torch (0 = torch's default)")
+    device: str = opt("auto", "auto (CUDA when present), cpu or cuda")
+    resume: bool = opt(False, "continue the run in --out from its last finished epoch")
+
+    def model_config(self) -> ModelConfig:
+        values = {name: getattr(self, name) for name in MODEL_FIELDS}
+        if self.model == "lm":
+            values.update(nz=0, bn_gamma=0.0, word_dropout=0.0)
+        return ModelConfig(**values)
+
+
+def kl_weight(cfg: TrainConfig, step: int, steps_per_epoch: int, total_steps: int) -> float:
+    """The KL term's weight (beta) at optimisation step ``step`` (counted after any pretraining)."""
+    if cfg.kl_schedule == "linear" and cfg.kl_warmup > 0:
+        return min(1.0, step / (cfg.kl_warmup * steps_per_epoch))
+    if cfg.kl_schedule == "cyclical":
+        period = max(1, total_steps // cfg.kl_cycles)
+        return min(1.0, 2.0 * (step % period) / period)
+    return 1.0
+
+
+def batch_loss(model: SentenceVAE, tokens, lengths, beta: float, free_bits: float, autoencoder: bool = False):
+    """Mean loss per line and its parts: ``rec + beta * KL``, the KL floored per dimension."""
+    if model.is_lm:
+        rec = model.reconstruction(tokens, lengths, None).mean()
+        return rec, {"rec": rec.item(), "kl": 0.0}
+    mu, logvar = model.posterior(tokens, lengths)
+    z = mu if autoencoder else reparameterize(mu, logvar)[:, 0]
+    rec = model.reconstruction(tokens, lengths, z).mean()
+    kl = kl_per_dim(mu, logvar).mean(dim=0)
+    kl_term = kl.clamp(min=free_bits).sum() if free_bits > 0 else kl.sum()
+    loss = rec if autoencoder else rec + beta * kl_term
+    return loss, {"rec": rec.item(), "kl": kl.sum().item()}
+
+
+def param_groups(model: SentenceVAE) -> tuple[list, list]:
+    """Encoder parameters (for aggressive updates) and all the others."""
+    encoder = [p for n, p in model.named_parameters() if n.split(".")[0] in ("encoder", "to_posterior", "mu_shift")]
+    ids = {id(p) for p in encoder}
+    return encoder, [p for p in model.parameters() if id(p) not in ids]
+
+
+class Run:
+    """Mutable state of a training run: everything ``--resume`` restores."""
+
+    def __init__(self, cfg: TrainConfig, model: SentenceVAE, device):
+        self.cfg, self.model, self.device = cfg, model, device
+        enc, dec = param_groups(model)
+        self.enc_opt = torch.optim.Adam(enc, lr=cfg.lr) if enc else None
+        self.dec_opt = torch.optim.Adam(dec, lr=cfg.lr)
+        self.epoch = 0  # epochs finished
+        self.step = 0  # optimisation steps since VAE training began (drives the KL schedule)
+        self.lr = cfg.lr
+        self.best = math.inf
+        self.best_mi = -math.inf
+        self.aggressive = cfg.aggressive and not model.is_lm
+        self.seconds = 0.0
+
+    @property
+    def optimizers(self):
+        return [opt for opt in (self.enc_opt, self.dec_opt) if opt is not None]
+
+    def counters(self) -> dict:
+        return {k: getattr(self, k) for k in ("epoch", "step", "lr", "best", "best_mi", "aggressive", "seconds")}
+
+    def save(self, out: Path) -> None:
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        groups = {}
+        for name, opt in (("enc", self.enc_opt), ("dec", self.dec_opt)):
+            if opt is not None:
+                flat, groups[name] = ckpt.optimizer_tensors(opt, name)
+                tensors.update(flat)
+        tensors["rng.cpu"] = torch.get_rng_state()
+        ckpt.write_tensors(out / "resume" / "state.safetensors", tensors)
+        ckpt.write_json(out / "resume" / "state.json", {"counters": self.counters(), "param_groups": groups,
+                                                        "config": asdict(self.cfg)})
+
+    def restore(self, out: Path) -> None:
+        meta = ckpt.read_json(out / "resume" / "state.json")
+        tensors = ckpt.read_tensors(out / "resume" / "state.safetensors")
+        self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        for name, opt in (("enc", self.enc_opt), ("dec", self.dec_opt)):
+            if opt is not None:
+                ckpt.restore_optimizer(opt, name, tensors, meta["param_groups"][name])
+        torch.set_rng_state(tensors["rng.cpu"])
+        for key, value in meta["counters"].items():
+            setattr(self, key, value)
+        self.set_lr(self.lr)
+
+    def set_lr(self, lr: float) -> None:
+        self.lr = lr
+        for opt in self.optimizers:
+            for group in opt.param_groups:
+                group["lr"] = lr
+
+
+def load_data(cfg: TrainConfig, tokenizer: Tokenizer) -> tuple[Corpus, Corpus, list[str]]:
+    """Training and validation corpora, and the test lines (empty when the data has no test split)."""
+    paths = split_paths(cfg.data)
+    train_lines = read_lines(paths["train"])
+    if cfg.max_lines:
+        train_lines = train_lines[: cfg.max_lines]
+    if "valid" in paths:
+        valid_lines = read_lines(paths["valid"])
+    else:
+        held = max(1, int(len(train_lines) * cfg.valid_fraction))
+        if len(train_lines) <= held:
+            raise ValueError(f"{cfg.data}: too few lines ({len(train_lines)}) to hold out a validation set")
+        perm = torch.randperm(len(train_lines), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
+        valid_lines = [train_lines[i] for i in perm[:held]]
+        train_lines = [train_lines[i] for i in perm[held:]]
+    test_lines = read_lines(paths["test"]) if "test" in paths else []
+    return Corpus.from_lines(train_lines, tokenizer), Corpus.from_lines(valid_lines, tokenizer), test_lines
+
+
+def train_epoch(run: Run, corpus: Corpus, deadline: float, generator: torch.Generator) -> dict:
+    """One pass over the training batches; returns mean training loss parts."""
+    cfg, model = run.cfg, run.model
+    model.train()
+    batches = corpus.batches(cfg.batch_size, shuffle=True, generator=generator)
+    autoencoder = run.epoch < cfg.pretrain_epochs and not model.is_lm
+    steps_per_epoch = len(batches)
+    total_steps = steps_per_epoch * (cfg.epochs - cfg.pretrain_epochs)
+    sums = {"loss": 0.0, "rec": 0.0, "kl": 0.0}
+    done = 0
+    bar = tqdm(batches, desc=f"epoch {run.epoch + 1}", disable=None, leave=False)
+    for index in bar:
+        beta = 0.0 if autoencoder else kl_weight(cfg, run.step, steps_per_epoch, total_steps)
+        if run.aggressive:
+            encoder_burst(run, corpus, beta, generator)
+        tokens, lengths = (t.to(run.device) for t in corpus.batch(index))
+        loss, parts = batch_loss(model, tokens, lengths, beta, cfg.free_bits, autoencoder)
+        for opt in run.optimizers:
+            opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+        for opt in ([run.dec_opt] if run.aggressive else run.optimizers):
+            opt.step()
+        if not autoencoder:
+            run.step += 1
+        sums["loss"] += loss.item()
+        sums["rec"] += parts["rec"]
+        sums["kl"] += parts["kl"]
+        done += 1
+        bar.set_postfix(loss=f"{loss.item():.2f}", kl=f"{parts['kl']:.2f}", beta=f"{beta:.2f}")
+        if time.monotonic() > deadline:
+            break
+    return {f"train_{k}": v / max(done, 1) for k, v in sums.items()} | {"beta": beta, "batches": done}
+
+
+def encoder_burst(run: Run, corpus: Corpus, beta: float, generator: torch.Generator) -> None:
+    """He et al.'s inner loop: update only the encoder on fresh batches until the loss stops falling."""
+    cfg, model = run.cfg, run.model
+    best, since_best = math.inf, 0
+    for _ in range(cfg.aggressive_steps):
+        index = torch.randint(len(corpus), (cfg.batch_size,), generator=generator)
+        tokens, lengths = (t.to(run.device) for t in corpus.batch(index))
+        loss, _ = batch_loss(model, tokens, lengths, beta, cfg.free_bits)
+        for opt in run.optimizers:
+            opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+        run.enc_opt.step()
+        if loss.item() < best - 1e-3:
+            best, since_best = loss.item(), 0
+        else:
+            since_best += 1
+            if since_best >= 5:
+                break
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Train as ``cfg`` says and return the checkpoint directory."""
+    out = Path(cfg.out)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if cfg.device == "auto" else cfg.device))
+    torch.manual_seed(cfg.seed)
+    tokenizer_dir = Path(cfg.tokenizer) if cfg.tokenizer else ckpt.SHIPPED / "tokenizer"
+    tokenizer = Tokenizer(tokenizer_dir, max_len=cfg.max_len)
+    train_set, valid_set, test_lines = load_data(cfg, tokenizer)
+    print(f"data: {len(train_set)} training lines, {len(valid_set)} validation, {len(test_lines)} test", flush=True)
+
+    model = SentenceVAE(cfg.model_config())
+    model.set_piece_order(train_set.piece_counts(model.config.vocab_size))
+    model.to(device)
+    run = Run(cfg, model, device)
+    if cfg.resume:
+        if not (out / "resume" / "state.json").is_file():
+            raise ValueError(f"--resume: no resumable run in {out} (missing resume/state.json)")
+        run.restore(out)
+        print(f"resumed after epoch {run.epoch}", flush=True)
+    elif (out / "config.json").exists():
+        raise ValueError(f"{out} already holds a checkpoint: choose another --out or pass --resume")
+    ckpt.copy_tokenizer(tokenizer_dir, out)
+
+    generator = torch.Generator().manual_seed(cfg.seed + run.epoch)
+    valid_dev = Corpus(valid_set.tokens.to(device), valid_set.lengths.to(device))
+    train_dev = Corpus(train_set.tokens.to(device), train_set.lengths.to(device))
+    deadline = time.monotonic() + (cfg.time_budget * 60 - run.seconds if cfg.time_budget else math.inf)
+    while run.epoch < cfg.epochs and time.monotonic() < deadline:
+        started = time.monotonic()
+        stats = train_epoch(run, train_dev, deadline, generator)
+        seconds = time.monotonic() - started
+        run.seconds += seconds
+        model.eval()
+        valid = elbo_terms(model, valid_dev)
+        run.epoch += 1
+        if run.epoch == cfg.pretrain_epochs and not model.is_lm:
+            model.reset_parameters(decoder_only=True)
+            run.dec_opt.state.clear()
+            run.best = math.inf  # the autoencoder's loss is not comparable with the VAE's
+        row = {"epoch": run.epoch, "seconds": round(seconds, 1), "lines_per_s": round(stats["batches"] * cfg.batch_size / seconds, 1),
+               "lr": run.lr, "aggressive": run.aggressive, **stats, **{f"valid_{k}": v for k, v in valid.items()}}
+        ckpt.append_metrics(out, row)
+        print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+        if run.epoch > cfg.pretrain_epochs:
+            if valid["elbo"] < run.best:
+                run.best = valid["elbo"]
+                ckpt.save_model(out, model, {"kind": cfg.model, "epoch": run.epoch, "train": asdict(cfg),
+                                             "valid": valid})
+            else:
+                run.set_lr(run.lr * cfg.lr_decay)
+            if run.aggressive:
+                run.aggressive = valid["mi"] > run.best_mi
+                run.best_mi = max(run.best_mi, valid["mi"])
+        run.save(out)
+
+    if (out / "config.json").exists():
+        from .card import write_card  # decoding is only needed once training is over
+
+        write_card(out, test_lines, iw_samples=cfg.card_iw_samples, baseline=cfg.baseline or None)
+    return out
+
+
+def parse_args(argv=None) -> TrainConfig:
+    parser = argparse.ArgumentParser(prog="python -m vae_core.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f"{f.metadata['help']} (default: {f.default})"
+        if f.type == "bool":
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_text)
+        else:
+            kind = {"int": int, "float": float, "str": str}[f.type]
+            parser.add_argument(flag, type=kind, default=f.default, choices=f.metadata.get("choices"), help=help_text)
+    cfg = TrainConfig(**vars(parser.parse_args(argv)))
+    problems = [
+        f"--{name.replace('_', '-')} must be {rule}"
+        for name, ok, rule in [
+            ("epochs", cfg.epochs >= 1, "at least 1"),
+            ("batch_size", cfg.batch_size >= 2, "at least 2"),
+            ("lr", cfg.lr > 0, "positive"),
+            ("nz", cfg.nz >= 1, "at least 1"),
+            ("dropout", 0 <= cfg.dropout < 1, "in [0, 1)"),
+            ("word_dropout", 0 <= cfg.word_dropout < 1, "in [0, 1)"),
+            ("bn_gamma", cfg.bn_gamma >= 0, "non-negative"),
+            ("free_bits", cfg.free_bits >= 0, "non-negative"),
+            ("kl_cycles", cfg.kl_cycles >= 1, "at least 1"),
+            ("pretrain_epochs", 0 <= cfg.pretrain_epochs < cfg.epochs, "below --epochs"),
+            ("max_len", cfg.max_len >= 1, "at least 1"),
+        ]
+        if not ok
+    ]
+    if problems:
+        parser.error("; ".join(problems))
+    return cfg
+
+
+def main(argv=None) -> int:
+    cfg = parse_args(argv)
+    try:
+        out = train(cfg)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"checkpoint: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
