@@ -43,6 +43,8 @@ def test_resume_continues_from_the_last_epoch(data_dir, tmp_path):
     rows = ckpt.read_metrics(out)
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     assert rows[:2] == first
+    with pytest.raises(ValueError, match="model options differ"):
+        train(TrainConfig(epochs=4, resume=True, **{**base, "dec_hidden": 32}))
     # the resumed run matches one that never stopped
     straight = tmp_path / "straight"
     train(TrainConfig(epochs=3, **{**base, "out": str(straight)}))

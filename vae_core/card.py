@@ -62,7 +62,8 @@ def samples(directory: Path, test_lines: list[str], count: int = 20) -> dict[str
         originals = test_lines[:count]
         out["reconstructions"] = list(zip(originals, vae.beam(vae.mu(originals), width=4)))
         mu = vae.mu(test_lines[count : 3 * count])
-        out["homotopies"] = [vae.beam(vae.interpolate(mu[2 * i], mu[2 * i + 1], steps=4), width=4) for i in range(count)]
+        paths = [vae.interpolate(mu[2 * i], mu[2 * i + 1], steps=4) for i in range(count)]
+        out["homotopies"] = [vae.beam(path, width=4) for path in paths]
     return out
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from . import decoding
-from .checkpoint import load_checkpoint
+from .checkpoint import SHIPPED, load_checkpoint
 from .model import SentenceVAE, reparameterize
 from .tokenizer import Tokenizer
 
@@ -93,6 +93,13 @@ class Sampler:
         """One posterior sample per line, ``[N, nz]``."""
         mu, logvar = self.posterior(lines)
         return reparameterize(mu, logvar, generator=_generator(seed))[:, 0]
+
+    def encode(self, lines, sample: bool = False, seed: int | None = None):
+        """``(z, mu, std)`` for each line in one encoder pass: z is the posterior mean, or a
+        posterior sample when ``sample``; std is the posterior standard deviation."""
+        mu, logvar = self.posterior(lines)
+        z = reparameterize(mu, logvar, generator=_generator(seed))[:, 0] if sample else mu
+        return z, mu, (0.5 * logvar).exp()
 
     # ---- latent operations ---------------------------------------------------------------
     def check_z(self, z) -> torch.Tensor:
@@ -201,6 +208,14 @@ class Sampler:
         return decoder(z, **options)
 
 
+def first_appearances(lines: list[str]) -> list[tuple[int, str]]:
+    """The distinct lines of a homotopy with the step at which each first appears."""
+    seen: dict[str, int] = {}
+    for step, line in enumerate(lines):
+        seen.setdefault(line, step)
+    return [(step, line) for line, step in seen.items()]
+
+
 def _check_count(name: str, value, minimum: int = 0, maximum: int = MAX_COUNT) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
         raise ValueError(f"{name} must be an integer from {minimum} to {maximum}, got {value!r}")
@@ -208,5 +223,6 @@ def _check_count(name: str, value, minimum: int = 0, maximum: int = MAX_COUNT) -
 
 def load(path: str | Path | None = None) -> Sampler:
     """A sampler for the checkpoint directory ``path`` (default: the shipped poetry model)."""
-    model, tokenizer, config = load_checkpoint(path)
-    return Sampler(model, tokenizer, config, path)
+    directory = Path(path) if path is not None else SHIPPED
+    model, tokenizer, config = load_checkpoint(directory)
+    return Sampler(model, tokenizer, config, directory)

@@ -271,6 +271,9 @@ def train(cfg: TrainConfig) -> Path:
     if cfg.resume:
         if not (out / "resume" / "state.json").is_file():
             raise ValueError(f"--resume: no resumable run in {out} (missing resume/state.json)")
+        saved = TrainConfig(**ckpt.read_json(out / "resume" / "state.json")["config"]).model_config()
+        if saved != model.config:
+            raise ValueError(f"--resume: the model options differ from the run in {out} ({saved})")
         run.restore(out)
         print(f"resumed after epoch {run.epoch}", flush=True)
     elif (out / "config.json").exists():
@@ -293,8 +296,8 @@ def train(cfg: TrainConfig) -> Path:
             model.reset_parameters(decoder_only=True)
             run.dec_opt.state.clear()
             run.best = math.inf  # the autoencoder's loss is not comparable with the VAE's
-        row = {"epoch": run.epoch, "seconds": round(seconds, 1), "lines_per_s": round(stats["batches"] * cfg.batch_size / seconds, 1),
-               "lr": run.lr, "aggressive": run.aggressive, **stats, **{f"valid_{k}": v for k, v in valid.items()}}
+        lines_per_s = round(stats["batches"] * cfg.batch_size / seconds, 1)
+        row = {"epoch": run.epoch, "seconds": round(seconds, 1), "lines_per_s": lines_per_s, "lr": run.lr, "aggressive": run.aggressive, **stats, **{f"valid_{k}": v for k, v in valid.items()}}
         ckpt.append_metrics(out, row)
         print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
         if run.epoch > cfg.pretrain_epochs:

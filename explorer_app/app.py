@@ -1,0 +1,48 @@
+"""Latent Verse: explore a sentence VAE's latent space of poetry.
+
+    streamlit run explorer_app/app.py
+
+This file only routes: the sidebar, one module per tab, and the map beside them.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `streamlit run` puts only this folder on the path
+
+from explorer_app import cache, interpolate, latent_map, lines, model_card, neighbours, sample, sidebar, state  # noqa: E402
+from explorer_app.widgets import Context  # noqa: E402
+from vae_core import CheckpointError  # noqa: E402
+
+TABS = {"Lines": lines, "Interpolate": interpolate, "Neighbours": neighbours, "Sample": sample, "Model": model_card}
+
+st.set_page_config(page_title="Latent Verse", page_icon="🪶", layout="wide")
+state.init()
+settings = sidebar.render()
+try:
+    vae = cache.load_sampler(settings.checkpoint)
+except CheckpointError as err:
+    st.error(f"Checkpoint '{settings.checkpoint}' cannot be used: {err}. Pick another one in the sidebar.")
+    st.stop()
+try:
+    projection = cache.load_projection(settings.checkpoint)
+except CheckpointError:
+    projection = None
+ctx = Context(settings.checkpoint, vae, projection, settings)
+
+work, side = st.columns([3, 2], gap="large")
+layers = []
+with work:
+    for tab, module in zip(st.tabs(list(TABS)), TABS.values()):
+        with tab:
+            try:
+                layers += module.render(ctx)
+            except ValueError as err:
+                st.error(str(err))
+with side:
+    latent_map.render(ctx, layers)
+state.sync_url()

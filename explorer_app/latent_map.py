@@ -1,0 +1,32 @@
+"""The map beside every tab: the corpus in the latent space, everything the user made on top, and
+picking corpus lines by clicking or lasso."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from . import charts, state
+from .widgets import Context
+
+
+def render(ctx: Context, layers: list[dict]) -> None:
+    if ctx.projection is None:
+        st.warning(f"Checkpoint '{ctx.name}' has no map yet. Build one with "
+                   f"`python -m vae_core.projection --checkpoint checkpoints/{ctx.name}`.")
+        return
+    projection = ctx.projection
+    fig = charts.latent_map(projection.xy, projection.lines, layers)
+    event = st.plotly_chart(fig, key="map.chart", on_select="rerun", selection_mode=("points", "lasso", "box"),
+                            width="stretch", config={"displaylogo": False})
+    picked = [projection.lines[p["point_index"]] for p in (event.selection.points if event else [])
+              if p.get("curve_number") == 0][:50]
+    st.session_state["map.picked"] = picked
+    if not picked:
+        st.caption("Hover to read corpus lines; click or lasso them to use them in the tabs.")
+        return
+    st.markdown(f"**{len(picked)} corpus line(s) picked**")
+    for i, line in enumerate(picked[:8]):
+        text, button = st.columns([5, 1])
+        text.write(line)
+        button.button("Use", key=f"map.use.{i}", on_click=state.go_to, args=(line,),
+                      help="Make this your current line in every tab")

@@ -1,0 +1,34 @@
+"""Tab 1, Lines: type lines of verse and see how the model reconstructs them."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from .widgets import Context, results_table, split_lines
+
+
+def render(ctx: Context) -> list[dict]:
+    st.text_area("Lines of verse, one per line", key="lines.text", height=140,
+                 placeholder="the sea is calm tonight")
+    lines, notices = split_lines(st.session_state["lines.text"])
+    for notice in notices:
+        st.info(notice)
+    if not lines:
+        st.info("Type a line of verse above to place it on the map.")
+        return []
+    z, mu, _ = ctx.encode(lines)
+    decoded = ctx.decode(z)
+    nearest, distance = ctx.recall(decoded)
+    frame = pd.DataFrame({"input": lines, "reconstruction": decoded, "nearest corpus line": nearest,
+                          "distance": distance})
+    results_table(frame, "lines.table", "reconstruction", "reconstructions.csv")
+    layers = []
+    if ctx.projection is not None:
+        layers.append({"name": "your lines", "kind": "input", "lines": lines, "xy": ctx.place(mu)})
+        recon = [line for line in decoded if line.strip()]
+        if recon:
+            _, recon_mu, _ = ctx.encode(recon)
+            layers.append({"name": "reconstructions", "kind": "reconstruction", "lines": recon,
+                           "xy": ctx.place(recon_mu)})
+    return layers

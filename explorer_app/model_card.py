@@ -1,0 +1,39 @@
+"""Tab 5, Model: the model card, training curves, test metrics and KL per latent dimension."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from vae_core.checkpoint import read_metrics
+
+from . import cache, charts
+from .widgets import Context
+
+
+def render(ctx: Context) -> list[dict]:
+    directory = cache.checkpoint_dir(ctx.name)
+    evaluation_file = directory / "evaluation.json"
+    if evaluation_file.is_file():
+        evaluation = json.loads(evaluation_file.read_text(encoding="utf-8"))
+        if "test" in evaluation:
+            st.subheader("Test metrics")
+            rows = [(k, v, evaluation.get("baseline", {}).get({"iw_nll": "nll"}.get(k, k), ""))
+                    for k, v in evaluation["test"].items()]
+            st.dataframe(pd.DataFrame(rows, columns=["metric", "this model", "LM baseline"]).astype(str),
+                         hide_index=True, width="stretch")
+    metrics = read_metrics(directory)
+    if metrics:
+        st.subheader("Training")
+        st.plotly_chart(charts.training_curves(metrics), width="stretch", key="model.curves")
+    if ctx.projection is not None and ctx.vae.nz > 0:
+        st.subheader("KL per latent dimension")
+        st.plotly_chart(charts.kl_per_dimension(cache.kl_per_dimension(ctx.name)), width="stretch",
+                        key="model.kl")
+    card = directory / "README.md"
+    if card.is_file():
+        with st.expander("Model card", expanded=False):
+            st.markdown(card.read_text(encoding="utf-8"))
+    return []

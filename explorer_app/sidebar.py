@@ -1,0 +1,62 @@
+"""The sidebar: checkpoint, decoding method and its options, seed, and how lines are encoded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from vae_core.sampler import METHODS
+
+from . import cache
+
+
+@dataclass
+class Settings:
+    checkpoint: str
+    method: str
+    temperature: float
+    top_p: float
+    width: int
+    max_len: int
+    seed: int
+    use_mean: bool
+
+    def decode_options(self, seed_offset: int = 0) -> dict:
+        """Keyword arguments for ``Sampler.decode`` with this method."""
+        options = {"max_len": self.max_len}
+        if self.method == "sample":
+            options.update(temperature=self.temperature, top_p=self.top_p, seed=self.seed + seed_offset)
+        elif self.method == "beam":
+            options.update(width=self.width)
+        return options
+
+
+def render() -> Settings:
+    sidebar = st.sidebar
+    sidebar.title("Latent Verse")
+    names = cache.checkpoint_names()
+    if st.session_state["settings.checkpoint"] not in names and names:
+        st.session_state["settings.checkpoint"] = names[0]
+    sidebar.selectbox("Checkpoint", names, key="settings.checkpoint",
+                      help="Every directory under checkpoints/ with a config.json")
+    sidebar.radio("Decoding", METHODS, key="settings.method", horizontal=True,
+                  help="greedy: the likeliest piece each step; sample: drawn at a temperature; "
+                       "beam: the likeliest whole line among several hypotheses")
+    method = st.session_state["settings.method"]
+    # Options of the other methods stay on the page (disabled): a widget that is not drawn loses its value.
+    sidebar.slider("Temperature", 0.05, 2.0, step=0.05, key="settings.temperature", disabled=method != "sample")
+    sidebar.slider("Top-p (nucleus)", 0.05, 1.0, step=0.05, key="settings.top_p", disabled=method != "sample")
+    sidebar.slider("Beam width", 1, 12, key="settings.width", disabled=method != "beam")
+    sidebar.slider("Maximum length (pieces)", 4, 64, key="settings.max_len")
+    sidebar.number_input("Random seed", 0, 2**31 - 1, step=1, key="settings.seed")
+    sidebar.radio("Encode lines by", ["mean", "sample"], key="settings.encode", horizontal=True,
+                  format_func={"mean": "posterior mean", "sample": "posterior sample"}.get)
+    walk = st.session_state["walk"]
+    if walk:
+        sidebar.subheader("Your walk")
+        for i, line in enumerate(walk[-8:]):
+            sidebar.caption(f"{len(walk) - len(walk[-8:]) + i + 1}. {line}")
+    s = st.session_state
+    return Settings(s["settings.checkpoint"], method, s["settings.temperature"], s["settings.top_p"],
+                    s["settings.width"], s["settings.max_len"], int(s["settings.seed"]), s["settings.encode"] == "mean")

@@ -1,0 +1,83 @@
+"""All session state in one place: namespaced widget keys, their defaults, and the URL.
+
+Widget keys are ``<tab>.<name>``; the lines and settings a user chose are mirrored into the page's
+query parameters, so a view can be shared as a link and reopened.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+DEFAULTS = {
+    "settings.checkpoint": "poetry",
+    "settings.method": "beam",
+    "settings.temperature": 0.7,
+    "settings.top_p": 0.9,
+    "settings.width": 4,
+    "settings.max_len": 32,
+    "settings.seed": 0,
+    "settings.encode": "mean",
+    "lines.text": "the sea is calm tonight\ni wandered lonely as a cloud\nbecause i could not stop for death",
+    "interp.a": "the sea is calm tonight",
+    "interp.b": "i wandered lonely as a cloud",
+    "interp.steps": 10,
+    "interp.method": "slerp",
+    "interp.t": 0.5,
+    "interp.distinct": False,
+    "neigh.source": "the sea is calm tonight",
+    "neigh.noise": 0.5,
+    "neigh.count": 16,
+    "neigh.by_std": False,
+    "sample.count": 12,
+}
+SHARED = [k for k in DEFAULTS if k.split(".")[0] in ("settings", "lines", "interp", "neigh", "sample")]
+MAX_LINES = 200  # lines encoded from the text area at once
+MAX_CHARS = 1000  # characters kept of one line
+
+
+def _coerce(value: str, default):
+    """A query-parameter string as the type of the widget's default (None if it does not parse)."""
+    try:
+        if isinstance(default, bool):
+            return value.lower() in ("1", "true", "yes")
+        return type(default)(value)
+    except ValueError:
+        return None
+
+
+def init() -> None:
+    """Set every key once per session: from the URL when it carries a value, else the default."""
+    if st.session_state.get("_initialised"):
+        return
+    params = st.query_params
+    for key, default in DEFAULTS.items():
+        value = _coerce(params[key], default) if key in params else None
+        st.session_state[key] = default if value is None else value
+    st.session_state["walk"] = []  # breadcrumbs: lines the user moved to, oldest first
+    st.session_state["map.layers"] = {}  # tab -> layer of points it drew
+    st.session_state["map.picked"] = []  # corpus lines chosen on the map
+    st.session_state["_initialised"] = True
+
+
+def sync_url() -> None:
+    """Mirror the shared keys that differ from their defaults into the query string."""
+    wanted = {k: str(st.session_state[k]) for k in SHARED if st.session_state[k] != DEFAULTS[k]}
+    for key in list(st.query_params):
+        if key not in wanted:
+            del st.query_params[key]
+    for key, value in wanted.items():
+        if st.query_params.get(key) != value:
+            st.query_params[key] = value
+
+
+def go_to(line: str) -> None:
+    """Make ``line`` the current line of every tab and add it to the walk (a button callback)."""
+    st.session_state["neigh.source"] = line
+    st.session_state["interp.a"] = st.session_state["interp.b"]
+    st.session_state["interp.b"] = line
+    text = st.session_state["lines.text"].rstrip("\n")
+    if line not in text.splitlines():
+        st.session_state["lines.text"] = f"{text}\n{line}" if text else line
+    walk = st.session_state["walk"]
+    if not walk or walk[-1] != line:
+        walk.append(line)

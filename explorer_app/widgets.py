@@ -1,0 +1,75 @@
+"""What every tab shares: the context it renders with, input clean-up, and the results table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from vae_core.projection import Projection
+from vae_core.sampler import Sampler
+
+from . import cache, state
+from .sidebar import Settings
+
+
+@dataclass
+class Context:
+    name: str  # checkpoint directory name under checkpoints/
+    vae: Sampler
+    projection: Projection | None  # None when the checkpoint has no map
+    settings: Settings
+
+    def encode(self, lines: list[str]):
+        s = self.settings
+        return cache.encode(self.name, tuple(lines), s.use_mean, s.seed)
+
+    def decode(self, z, seed_offset: int = 0) -> list[str]:
+        options = self.settings.decode_options(seed_offset)
+        z = np.asarray(z, dtype=np.float32)  # hashable for the cache
+        return cache.decode(self.name, z, self.settings.method, tuple(sorted(options.items())))
+
+    def recall(self, lines: list[str]) -> tuple[list[str], list[float]]:
+        if self.projection is None:
+            return [""] * len(lines), [float("nan")] * len(lines)
+        return cache.recall(self.name, tuple(lines))
+
+    def place(self, z):
+        """Map coordinates for codes (None without a map)."""
+        import torch
+
+        return None if self.projection is None else self.projection.place(torch.as_tensor(z))
+
+
+def split_lines(text: str) -> tuple[list[str], list[str]]:
+    """The non-empty lines of a text box, capped in number and length, and notices about the caps."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    notices = []
+    if len(lines) > state.MAX_LINES:
+        notices.append(f"Only the first {state.MAX_LINES} of {len(lines)} lines are used.")
+        lines = lines[: state.MAX_LINES]
+    long = [i + 1 for i, line in enumerate(lines) if len(line) > state.MAX_CHARS]
+    if long:
+        notices.append(f"Line(s) {', '.join(map(str, long[:5]))} cut to {state.MAX_CHARS} characters.")
+        lines = [line[: state.MAX_CHARS] for line in lines]
+    return lines, notices
+
+
+def results_table(frame: pd.DataFrame, key: str, line_column: str, file_name: str) -> None:
+    """The tab's results: click a row to walk to its line; download everything as CSV."""
+
+    def walk() -> None:
+        rows = st.session_state[key].selection.rows
+        if rows:
+            state.go_to(str(frame.iloc[rows[0]][line_column]))
+
+    st.dataframe(frame, key=key, on_select=walk, selection_mode="single-row", hide_index=True,
+                 width="stretch",
+                 column_config={"distance": st.column_config.NumberColumn("distance", format="%.2f",
+                                help="Latent distance to the nearest corpus line: small = recalled, "
+                                     "large = new")})
+    st.caption(f"Click a row to make its {line_column.lower()} your current line.")
+    st.download_button("Download CSV", frame.to_csv(index=False).encode("utf-8"), file_name=file_name,
+                       mime="text/csv", key=f"{key}.csv")

@@ -1,0 +1,154 @@
+"""The Streamlit explorer, driven headlessly with AppTest on the shipped checkpoint."""
+
+import shutil
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from vae_core import checkpoint as ckpt
+
+from .conftest import ROOT
+
+APP = str(ROOT / "explorer_app" / "app.py")
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """A checkpoints folder with the shipped model and a corrupt one beside it."""
+    root = tmp_path_factory.mktemp("checkpoints")
+    (root / "poetry").symlink_to(ckpt.SHIPPED, target_is_directory=True)
+    broken = root / "broken"
+    shutil.copytree(ckpt.SHIPPED, broken, ignore=shutil.ignore_patterns("projection*", "resume"))
+    (broken / "model.safetensors").write_bytes(b"garbage")
+    return root
+
+
+@pytest.fixture
+def app(checkpoints, monkeypatch):
+    monkeypatch.setenv("LATENT_VERSE_CHECKPOINTS", str(checkpoints))
+    return AppTest.from_file(APP, default_timeout=120)
+
+
+def frames(at):
+    return [df.value for df in at.dataframe]
+
+
+def no_exceptions(at):
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def test_opens_on_the_shipped_model(app):
+    at = app.run()
+    no_exceptions(at)
+    lines = frames(at)[0]
+    assert list(lines.columns) == ["input", "reconstruction", "nearest corpus line", "distance"]
+    assert len(lines) == 3 and all(lines["reconstruction"].str.len() > 0)
+    assert (lines["distance"] >= 0).all()
+    assert len(at.get("plotly_chart")) >= 1
+    assert [t.label for t in at.tabs] == ["Lines", "Interpolate", "Neighbours", "Sample", "Model"]
+
+
+def test_typed_lines_are_reconstructed(app):
+    at = app.run()
+    typed = [f"line {i} of the evening and the morning" for i in range(10)]
+    at.text_area(key="lines.text").set_value("\n".join(typed)).run()
+    no_exceptions(at)
+    assert frames(at)[0]["input"].tolist() == typed
+
+
+@pytest.mark.parametrize("text, notice", [
+    ("", "Type a line"),
+    ("\n".join(f"line {i}" for i in range(1000)), "Only the first 200"),
+    ("word " * 2000, "cut to 1000 characters"),
+], ids=["empty", "1000 lines", "10000 characters"])
+def test_bad_input_gets_a_message(app, text, notice):
+    at = app.run()
+    at.text_area(key="lines.text").set_value(text).run()
+    no_exceptions(at)
+    assert any(notice in i.value for i in at.info), [i.value for i in at.info]
+
+
+def test_odd_characters_are_encoded(app):
+    at = app.run()
+    at.text_area(key="lines.text").set_value("🌞🌙 the moon ✨\n日本語の詩\nbell \x07 and \x1b escape").run()
+    no_exceptions(at)
+    assert len(frames(at)[0]) == 3
+
+
+def test_interpolation_slider_decodes_the_point(app):
+    at = app.run()
+    live = [m.value for m in at.markdown if m.value.startswith("> ###")]
+    at.slider(key="interp.t").set_value(0.0).run()
+    start = [m.value for m in at.markdown if m.value.startswith("> ###")][0]
+    homotopy = frames(at)[1]
+    assert start.endswith(homotopy["line"].iloc[0])  # t = 0 is the first step of the homotopy
+    at.slider(key="interp.t").set_value(1.0).run()
+    end = [m.value for m in at.markdown if m.value.startswith("> ###")][0]
+    assert end.endswith(homotopy["line"].iloc[-1])
+    assert live
+
+
+def test_homotopy_steps_and_distinct_lines(app):
+    at = app.run()
+    at.number_input(key="interp.steps").set_value(20).run()
+    full = frames(at)[1]
+    assert full["step"].tolist() == list(range(21))
+    at.toggle(key="interp.distinct").set_value(True).run()
+    distinct = frames(at)[1]
+    assert distinct["line"].is_unique and distinct["line"].tolist() == list(dict.fromkeys(full["line"]))
+    assert distinct["step"].iloc[0] == 0
+
+
+def test_neighbours_noise(app):
+    at = app.run()
+    at.number_input(key="neigh.count").set_value(6).run()
+    at.slider(key="neigh.noise").set_value(0.0).run()
+    still = frames(at)[2]
+    assert len(still) == 6 and still["variation"].nunique() == 1
+    at.slider(key="neigh.noise").set_value(2.0).run()
+    assert frames(at)[2]["variation"].nunique() > 1
+    at.toggle(key="neigh.by_std").set_value(True).run()
+    no_exceptions(at)
+
+
+def test_prior_samples_redraw(app):
+    at = app.run()
+    at.slider(key="sample.count").set_value(5).run()
+    first = frames(at)[3]["line"].tolist()
+    assert len(first) == 5
+    at.button(key="sample.redraw").click().run()
+    assert frames(at)[3]["line"].tolist() != first
+
+
+def test_sampling_settings_apply(app):
+    at = app.run()
+    at.radio(key="settings.method").set_value("sample").run()
+    at.slider(key="settings.temperature").set_value(1.5).run()
+    no_exceptions(at)
+    at.radio(key="settings.method").set_value("greedy").run()
+    no_exceptions(at)
+
+
+def test_model_tab_shows_metrics_and_charts(app):
+    at = app.run()
+    assert any("Test metrics" in s.value for s in at.subheader)
+    assert any("KL per latent dimension" in s.value for s in at.subheader)
+
+
+def test_a_corrupt_checkpoint_is_reported_and_the_others_stay_usable(app):
+    at = app.run()
+    assert at.selectbox(key="settings.checkpoint").options == ["broken", "poetry"]
+    at.selectbox(key="settings.checkpoint").set_value("broken").run()
+    no_exceptions(at)
+    assert any("corrupt weights" in e.value for e in at.error)
+    at.selectbox(key="settings.checkpoint").set_value("poetry").run()
+    no_exceptions(at)
+    assert not at.error and len(frames(at)[0]) == 3
+
+
+def test_the_url_reopens_a_view(app):
+    app.query_params["lines.text"] = "o rose thou art sick"
+    app.query_params["settings.method"] = "greedy"
+    at = app.run()
+    assert frames(at)[0]["input"].tolist() == ["o rose thou art sick"]
+    assert at.radio(key="settings.method").value == "greedy"

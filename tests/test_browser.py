@@ -1,0 +1,90 @@
+"""A real browser: the explorer served on localhost, driven in Debian's headless Chromium."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from .conftest import ROOT
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(
+    not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
+    reason="Debian's chromium is not installed (.ci/run installs it; CI never skips this test)",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "explorer_app" / "app.py"), "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        process.kill()
+        pytest.fail("the streamlit server did not come up within 60 s")
+    yield url
+    process.terminate()
+    process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        page = browser.new_page(viewport={"width": 1500, "height": 1000})
+        page.goto(server)
+        yield page
+        browser.close()
+
+
+def live_line(page) -> str:
+    return page.locator("blockquote h3").first.inner_text(timeout=60_000)
+
+
+def test_type_two_lines_and_drag_the_interpolation_slider(page):
+    page.get_by_role("tab", name="Interpolate").click()
+    for label, line in (("From", "the moon is rising on the hill"), ("To", "and the wind is singing in the trees")):
+        box = page.get_by_label(label, exact=True)
+        box.fill(line)
+        box.press("Enter")
+        page.wait_for_timeout(1500)
+    before = live_line(page)
+    assert before.strip()
+    slider = page.get_by_role("slider", name="Position between the two lines")
+    slider.focus()
+    slider.press("Home")  # drag the point to the first line
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=stStatusWidget]') === null", timeout=60_000)
+    page.wait_for_timeout(1500)
+    start = live_line(page)
+    slider.press("End")  # and to the second
+    page.wait_for_timeout(3000)
+    end = live_line(page)
+    assert start.strip() and end.strip()
+    assert start != end  # the decoded line follows the slider
+    assert page.locator(".js-plotly-plot .scatterlayer, .js-plotly-plot canvas").count() > 0  # the map is drawn
