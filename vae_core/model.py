@@ -15,6 +15,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .tokenizer import UNK, VOCAB_SIZE
@@ -123,9 +124,22 @@ class SentenceVAE(nn.Module):
         return self.drop(out), state
 
     def step(self, tokens: torch.Tensor, z: torch.Tensor | None, state):
-        """One decoding step for ``tokens [N]``: log-probabilities ``[N, V]`` and the new state."""
-        out, state = self.decode(tokens.unsqueeze(1), z, state)
-        return self.log_probs(out[:, 0]), state
+        """One decoding step for ``tokens [N]`` (inference, no dropout): log-probabilities ``[N, V]``
+        and the new state.
+
+        The LSTM cell is written out: for one step of a small batch it is several times faster
+        than a call into ``nn.LSTM``'s fused kernel, and computes the same function.
+        """
+        x = self.embed(tokens)
+        if z is not None:
+            x = torch.cat([x, z], dim=-1)
+        h, c = self.initial_state(z, len(tokens)) if state is None else state
+        lstm = self.decoder
+        gates = F.linear(x, lstm.weight_ih_l0, lstm.bias_ih_l0) + F.linear(h[0], lstm.weight_hh_l0, lstm.bias_hh_l0)
+        i, f, g, o = gates.chunk(4, dim=-1)  # PyTorch's gate order
+        c = torch.sigmoid(f) * c[0] + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return self.log_probs(h), (h.unsqueeze(0), c.unsqueeze(0))
 
     # ---- likelihood ----------------------------------------------------------------------
     def reconstruction(self, tokens: torch.Tensor, lengths: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:

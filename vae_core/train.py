@@ -297,7 +297,8 @@ def train(cfg: TrainConfig) -> Path:
             run.dec_opt.state.clear()
             run.best = math.inf  # the autoencoder's loss is not comparable with the VAE's
         lines_per_s = round(stats["batches"] * cfg.batch_size / seconds, 1)
-        row = {"epoch": run.epoch, "seconds": round(seconds, 1), "lines_per_s": lines_per_s, "lr": run.lr, "aggressive": run.aggressive, **stats, **{f"valid_{k}": v for k, v in valid.items()}}
+        row = {"epoch": run.epoch, "seconds": round(seconds, 1), "lines_per_s": lines_per_s, "lr": run.lr,
+               "aggressive": run.aggressive, **stats, **{f"valid_{k}": v for k, v in valid.items()}}
         ckpt.append_metrics(out, row)
         print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
         if run.epoch > cfg.pretrain_epochs:

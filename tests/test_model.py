@@ -1,0 +1,89 @@
+"""The model's pieces against their definitions."""
+
+import math
+
+import torch
+
+from vae_core.model import ModelConfig, SentenceVAE, kl_per_dim, log_normal, reparameterize
+from vae_core.tokenizer import BOS
+
+SMALL = ModelConfig(emb_dim=16, enc_hidden=16, dec_hidden=24, nz=4, dropout=0.0)
+
+
+def batch(n=5, length=7, vocab=10000, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(3, vocab, (n, length + 2), generator=g)
+    tokens[:, 0] = BOS
+    lengths = torch.randint(2, length + 2, (n,), generator=g)
+    return tokens, lengths
+
+
+def test_step_by_step_decoding_matches_teacher_forcing():
+    torch.manual_seed(0)
+    model = SentenceVAE(SMALL).eval()
+    tokens, lengths = batch()
+    z = torch.randn(5, 4)
+    with torch.no_grad():
+        forced = model.reconstruction(tokens, lengths, z)
+        state, total = None, torch.zeros(5)
+        for t in range(tokens.size(1) - 1):
+            log_probs, state = model.step(tokens[:, t], z, state)
+            picked = log_probs.gather(1, tokens[:, t + 1 : t + 2])[:, 0]
+            total -= torch.where(t < lengths, picked, torch.zeros(5))
+    assert torch.allclose(forced, total, atol=1e-4)
+
+
+def test_log_probs_are_a_distribution_over_all_pieces():
+    model = SentenceVAE(SMALL).eval()
+    with torch.no_grad():
+        log_probs, _ = model.step(torch.tensor([BOS, BOS]), torch.randn(2, 4), None)
+    assert log_probs.shape == (2, 10000)
+    assert torch.allclose(log_probs.exp().sum(dim=1), torch.ones(2), atol=1e-4)
+
+
+def test_piece_order_puts_frequent_pieces_in_the_head():
+    model = SentenceVAE(SMALL)
+    counts = torch.zeros(10000)
+    counts[[42, 7, 9000]] = torch.tensor([5.0, 50.0, 500.0])
+    model.set_piece_order(counts)
+    assert model.rank_of[[9000, 7, 42]].tolist() == [0, 1, 2]
+    assert sorted(model.rank_of.tolist()) == list(range(10000))
+
+
+def test_language_model_has_no_encoder_and_scores_lines():
+    lm = SentenceVAE(ModelConfig(emb_dim=16, dec_hidden=24, nz=0)).eval()
+    assert lm.is_lm and not hasattr(lm, "encoder")
+    tokens, lengths = batch()
+    with torch.no_grad():
+        nll = lm.reconstruction(tokens, lengths, None)
+    assert nll.shape == (5,) and (nll > 0).all()
+
+
+def test_bn_posterior_means_have_the_fixed_scale():
+    model = SentenceVAE(ModelConfig(emb_dim=16, enc_hidden=16, dec_hidden=24, nz=4, bn_gamma=0.7)).train()
+    tokens, lengths = batch(n=64)
+    mu, _ = model.posterior(tokens, lengths)
+    assert torch.allclose(mu.std(dim=0, unbiased=False), torch.full((4,), 0.7), atol=0.02)  # up to BN eps
+
+
+def test_word_dropout_changes_training_loss_only():
+    model = SentenceVAE(ModelConfig(emb_dim=16, enc_hidden=16, dec_hidden=24, nz=4, dropout=0.0,
+                                    word_dropout=0.9))
+    tokens, lengths = batch()
+    z = torch.randn(5, 4)
+    model.eval()
+    assert torch.equal(model.reconstruction(tokens, lengths, z), model.reconstruction(tokens, lengths, z))
+    model.train()
+    torch.manual_seed(0)
+    assert not torch.equal(model.reconstruction(tokens, lengths, z), model.eval().reconstruction(tokens, lengths, z))
+
+
+def test_gaussian_helpers():
+    mu, logvar = torch.tensor([[0.0, 1.0]]), torch.tensor([[0.0, math.log(4.0)]])
+    kl = kl_per_dim(mu, logvar)
+    assert torch.allclose(kl, torch.tensor([[0.0, 0.5 * (1 + 4 - math.log(4) - 1)]]))
+    z = reparameterize(mu, logvar, samples=20000, generator=torch.Generator().manual_seed(0))
+    assert z.shape == (1, 20000, 2)
+    assert torch.allclose(z[0].std(dim=0), torch.tensor([1.0, 2.0]), atol=0.05)
+    expected = -0.5 * (2 * math.log(2 * math.pi))
+    assert torch.allclose(log_normal(torch.zeros(2), torch.zeros(2), torch.zeros(2)), torch.tensor(expected))
