@@ -46,7 +46,7 @@ def latent_map(corpus_xy: torch.Tensor, corpus_lines: list[str], layers: list[di
             text=[_wrap(line) for line in layer["lines"]], hovertemplate="%{text}<extra>" + layer["name"] + "</extra>",
         ))
     fig.update_layout(
-        height=560, margin=dict(l=0, r=0, t=10, b=0), dragmode="lasso", plot_bgcolor="#fbf8f1",
+        height=640, margin=dict(l=0, r=0, t=10, b=0), dragmode="lasso", plot_bgcolor="#fbf8f1",
         legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0), hoverlabel=dict(font_size=14),
         xaxis=dict(visible=False), yaxis=dict(visible=False, scaleanchor="x"),
     )
@@ -67,6 +67,7 @@ def training_curves(rows: list[dict]) -> go.Figure:
             fig.add_trace(go.Scatter(x=epochs, y=[r.get(train_key) for r in rows],
                                      mode="lines", name=f"{title} (train)", line=dict(color="#c9c3b6", dash="dot")),
                           row=i // 2 + 1, col=i % 2 + 1)
+    fig.update_yaxes(rangemode="tozero", row=2, col=2)  # active units: a count out of nz
     fig.update_layout(height=520, showlegend=False, margin=dict(l=10, r=10, t=40, b=10))
     fig.update_xaxes(title_text="epoch")
     return fig

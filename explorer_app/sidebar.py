@@ -8,7 +8,7 @@ import streamlit as st
 
 from vae_core.sampler import METHODS
 
-from . import cache
+from . import cache, state
 
 
 @dataclass
@@ -55,8 +55,11 @@ def render() -> Settings:
     walk = st.session_state["walk"]
     if walk:
         sidebar.subheader("Your walk")
-        for i, line in enumerate(walk[-8:]):
-            sidebar.caption(f"{len(walk) - len(walk[-8:]) + i + 1}. {line}")
+        first = max(0, len(walk) - 10)
+        for i in range(first, len(walk)):
+            sidebar.button(f"{i + 1}. {walk[i]}", key=f"walk.{i}", on_click=state.go_to, args=(walk[i], False),
+                           help="Go back to this line", type="tertiary")
+        sidebar.button("Clear the walk", key="walk.clear", on_click=walk.clear)
     s = st.session_state
     return Settings(s["settings.checkpoint"], method, s["settings.temperature"], s["settings.top_p"],
                     s["settings.width"], s["settings.max_len"], int(s["settings.seed"]), s["settings.encode"] == "mean")

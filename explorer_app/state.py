@@ -70,8 +70,8 @@ def sync_url() -> None:
             st.query_params[key] = value
 
 
-def go_to(line: str) -> None:
-    """Make ``line`` the current line of every tab and add it to the walk (a button callback)."""
+def go_to(line: str, record: bool = True) -> None:
+    """Make ``line`` the current line of every tab and (with ``record``) add it to the walk."""
     st.session_state["neigh.source"] = line
     st.session_state["interp.a"] = st.session_state["interp.b"]
     st.session_state["interp.b"] = line
@@ -79,5 +79,5 @@ def go_to(line: str) -> None:
     if line not in text.splitlines():
         st.session_state["lines.text"] = f"{text}\n{line}" if text else line
     walk = st.session_state["walk"]
-    if not walk or walk[-1] != line:
+    if record and (not walk or walk[-1] != line):
         walk.append(line)

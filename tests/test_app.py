@@ -152,3 +152,18 @@ def test_the_url_reopens_a_view(app):
     at = app.run()
     assert frames(at)[0]["input"].tolist() == ["o rose thou art sick"]
     assert at.radio(key="settings.method").value == "greedy"
+
+
+
+def test_breadcrumbs_walk_back_to_a_line(app):
+    at = app.run()
+    at.session_state["walk"] = ["o rose thou art sick", "the woods are lovely dark and deep"]
+    at.run()
+    at.button(key="walk.0").click().run()
+    no_exceptions(at)
+    assert at.session_state["neigh.source"] == "o rose thou art sick"
+    assert at.session_state["interp.b"] == "o rose thou art sick"
+    assert "o rose thou art sick" in frames(at)[0]["input"].tolist()
+    assert at.session_state["walk"] == ["o rose thou art sick", "the woods are lovely dark and deep"]
+    at.button(key="walk.clear").click().run()
+    assert at.session_state["walk"] == []
