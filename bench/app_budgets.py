@@ -52,8 +52,17 @@ def lines_tab(vae, projection, lines, width=4):
     projection.place(vae.mu([d for d in decoded if d.strip()]))
 
 
-def cold_start(port: int = 8599) -> float:
-    """Seconds from launching ``streamlit run`` to the Lines table and the map on screen."""
+def peak_memory_mib(pid: int) -> float:
+    """Peak resident memory (VmHWM) of a process, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc status")
+
+
+def cold_start(port: int = 8599) -> tuple[float, float]:
+    """Seconds from launching ``streamlit run`` to the Lines table and the map on screen, and the
+    server's peak resident memory (MiB) after a visit to every tab."""
     import subprocess
 
     from playwright.sync_api import sync_playwright
@@ -76,11 +85,15 @@ def cold_start(port: int = 8599) -> float:
             page.wait_for_selector("[data-testid=stDataFrame]", timeout=120_000)
             page.wait_for_selector(".js-plotly-plot", timeout=120_000, state="attached")
             elapsed = time.perf_counter() - start
+            for tab in ("Interpolate", "Neighbours", "Sample", "Model"):
+                page.get_by_role("tab", name=tab).click()
+                page.wait_for_timeout(2000)
+            memory = peak_memory_mib(server.pid)
             browser.close()
     finally:
         server.terminate()
         server.wait(timeout=20)
-    return elapsed
+    return elapsed, memory
 
 
 def main() -> None:
@@ -107,7 +120,10 @@ def main() -> None:
     report("app: 11-step homotopy (beam 4)",
            timed(lambda: vae.beam(vae.interpolate(z[0], z[1], 10), width=4)), 0.5)
     if not args.no_browser:
-        report("app: cold start to a usable page", cold_start(), 15.0)
+        seconds, memory = cold_start()
+        report("app: cold start to a usable page", seconds, 15.0)
+        print(json.dumps({"name": "app: peak resident memory of the server", "value": round(memory, 1),
+                          "unit": "MiB"}), flush=True)
 
 
 if __name__ == "__main__":

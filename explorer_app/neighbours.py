@@ -11,10 +11,10 @@ from .widgets import Context, results_table
 def render(ctx: Context) -> list[dict]:
     st.text_input("Line", key="neigh.source", max_chars=1000)
     source = st.session_state["neigh.source"].strip()
-    c1, c2, c3 = st.columns([3, 2, 2])
+    c1, c2, c3 = st.columns([3, 2, 3])
     c1.slider("Noise scale", 0.0, 2.0, step=0.05, key="neigh.noise")
     c2.number_input("How many", 1, 64, key="neigh.count")
-    c3.toggle("Scale by the line's own uncertainty", key="neigh.by_std",
+    c3.toggle("Scale by the line's σ", key="neigh.by_std",
               help="Multiply the noise by the posterior standard deviation of each latent dimension, "
                    "so it spreads where the model itself is unsure about the line")
     if not source:

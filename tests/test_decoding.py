@@ -81,3 +81,17 @@ def test_decoding_respects_max_len(vae):
     ids = decoding.sample(vae.model, z, 4, 5, temperature=3.0)
     assert ids.size(1) <= 5
     assert all(len(line.split()) <= 5 for line in vae.sample(z, temperature=3.0, max_len=5, seed=1))
+
+
+def test_batched_beam_matches_the_classic_one(vae):
+    import sys
+
+    from .conftest import ROOT
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from classic_beam import classic_beam
+
+    z = vae.prior(12, seed=9)
+    batched = [vae.tokenizer.decode(row) for row in decoding.beam(vae.model, z, 12, 25, width=4).tolist()]
+    classic = [vae.tokenizer.decode(ids) for ids in classic_beam(vae.model, z, 25, width=4)]
+    assert batched == classic

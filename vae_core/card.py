@@ -90,7 +90,8 @@ def render(directory: Path, config: dict, evaluation: dict, lines: dict) -> str:
                   _table(list(test.items()), ("metric", "value"))]
     if baseline:
         parts += ["## LM baseline",
-                  f"`{baseline['checkpoint']}`: the same decoder without a latent, same data and budget.",
+                  f"`{baseline['checkpoint']}`: the same decoder without a latent, trained on the same data "
+                  "(its model card has the settings).",
                   _table([(k, v) for k, v in baseline.items() if k != "checkpoint"], ("metric", "value"))]
     if test and model["nz"] > 0:
         checks = bar_checks(test, baseline)

@@ -1,0 +1,111 @@
+"""Training throughput at the shipped model's size, against a straightforward baseline measured in
+the same run, and (with ``--budget-minutes``) the validation loss reached from scratch in that time.
+
+    python bench/training.py                     # throughput only (about a minute)
+    python bench/training.py --budget-minutes 10 # plus the 10-minute validation loss
+
+The baseline is the textbook padded LSTM VAE of the same size: random batches (no length
+bucketing) and a full 10,000-way softmax on every position.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+from vae_core import checkpoint as ckpt  # noqa: E402
+from vae_core.data import Corpus, read_lines  # noqa: E402
+from vae_core.model import ModelConfig, SentenceVAE, kl_per_dim, reparameterize  # noqa: E402
+from vae_core.tokenizer import Tokenizer  # noqa: E402
+from vae_core.train import TrainConfig, train  # noqa: E402
+
+BATCHES, BATCH_SIZE = 40, 64
+
+
+class PaddedVAE(SentenceVAE):
+    """The baseline: the same network with a plain full-softmax output layer over padded batches."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config)
+        self.full = nn.Linear(config.dec_hidden, config.vocab_size)
+
+    def reconstruction(self, tokens, lengths, z):
+        out, _ = self.decode(tokens[:, :-1], z)
+        targets = tokens[:, 1:].masked_fill(
+            torch.arange(tokens.size(1) - 1) >= lengths.unsqueeze(1), -100)  # padding ignored
+        nll = F.cross_entropy(self.full(out).transpose(1, 2), targets, reduction="none", ignore_index=-100)
+        return nll.sum(dim=1)
+
+
+def throughput(model, corpus: Corpus, batches: list[torch.Tensor]) -> tuple[float, float]:
+    """Lines/s and target pieces/s of training steps (forward, backward, Adam) over ``batches``."""
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+    lines = pieces = 0
+    start = None
+    for i, index in enumerate(batches):
+        if i == 3:  # the first steps warm up the allocator and kernels
+            start, lines, pieces = time.perf_counter(), 0, 0
+        tokens, lengths = corpus.batch(index)
+        mu, logvar = model.posterior(tokens, lengths)
+        z = reparameterize(mu, logvar)[:, 0]
+        loss = (model.reconstruction(tokens, lengths, z) + kl_per_dim(mu, logvar).sum(1)).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        lines += len(index)
+        pieces += int(lengths.sum())
+    seconds = time.perf_counter() - start
+    return lines / seconds, pieces / seconds
+
+
+def report(name, value, unit, **extra):
+    print(json.dumps({"name": name, "value": round(value, 2), "unit": unit, **extra}), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--budget-minutes", type=float, default=0, help="also train from scratch for this long")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    shipped = TrainConfig(**ckpt.read_json(ckpt.SHIPPED / "config.json")["train"])
+    config = shipped.model_config()
+    tokenizer = Tokenizer(ckpt.SHIPPED / "tokenizer", max_len=config.max_len)
+    corpus = Corpus.from_lines(read_lines(ROOT / "data" / "poetry" / "train.txt")[:20000], tokenizer)
+    g = torch.Generator().manual_seed(0)
+    bucketed = corpus.batches(BATCH_SIZE, shuffle=True, generator=g)[:BATCHES]
+    padded = list(torch.randperm(len(corpus), generator=g).split(BATCH_SIZE))[:BATCHES]
+
+    model = SentenceVAE(config)
+    model.set_piece_order(corpus.piece_counts(config.vocab_size))
+    base_lines, base_pieces = throughput(PaddedVAE(config), corpus, padded)
+    lines, pieces = throughput(model, corpus, bucketed)
+    report("train: padded full-softmax VAE (baseline)", base_lines, "lines/s", pieces_per_s=round(base_pieces))
+    report("train: shipped configuration", lines, "lines/s", pieces_per_s=round(pieces),
+           baseline=round(base_lines, 2), ratio=round(lines / base_lines, 2), target=500)
+    if args.budget_minutes:
+        with tempfile.TemporaryDirectory() as out:
+            cfg = TrainConfig(**{**vars(shipped), "out": str(Path(out) / "run"), "time_budget": args.budget_minutes,
+                                 "epochs": 1000, "card_iw_samples": 0, "baseline": "", "threads": args.threads,
+                                 "resume": False, "data": str(ROOT / "data" / "poetry")})
+            train(cfg)
+            best = ckpt.read_json(Path(cfg.out) / "config.json")["valid"]
+        report(f"train: validation -ELBO after {args.budget_minutes:g} minutes from scratch", best["elbo"],
+               "nats/line", rec=round(best["rec"], 3), kl=round(best["kl"], 3))
+
+
+if __name__ == "__main__":
+    main()
