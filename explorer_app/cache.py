@@ -58,6 +58,6 @@ def recall(name: str, lines: tuple[str, ...]) -> tuple[list[str], list[float]]:
 
 @st.cache_resource(show_spinner=False)
 def kl_per_dimension(name: str):
-    """Mean KL of each latent dimension over the map's first 1,000 corpus lines."""
-    mu, logvar = load_sampler(name).posterior(load_projection(name).lines[:1000])
+    """Mean KL of each latent dimension over the map's first 300 corpus lines."""
+    mu, logvar = load_sampler(name).posterior(load_projection(name).lines[:300])
     return kl_per_dim(mu, logvar).mean(dim=0)
