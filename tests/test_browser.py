@@ -88,3 +88,22 @@ def test_type_two_lines_and_drag_the_interpolation_slider(page):
     assert start.strip() and end.strip()
     assert start != end  # the decoded line follows the slider
     assert page.locator(".js-plotly-plot .scatterlayer, .js-plotly-plot canvas").count() > 0  # the map is drawn
+
+
+def test_clicking_a_result_row_walks_to_that_line(page):
+    page.get_by_role("tab", name="Lines").click()
+    grid = page.locator("[data-testid=stDataFrame]").first
+    grid.wait_for(timeout=60_000)
+    page.wait_for_timeout(1000)
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 14, box["y"] + 35 + 17)  # the selection cell of the first row
+    page.get_by_text("Your walk").wait_for(timeout=30_000)
+    step = page.locator("[data-testid=stSidebar] button", has_text="1. ").first.inner_text()
+    line = step.split(". ", 1)[1]
+    assert line.strip()
+    page.get_by_role("tab", name="Neighbours").click()
+    source = page.get_by_label("Line", exact=True)
+    deadline = time.monotonic() + 20
+    while source.input_value() != line and time.monotonic() < deadline:
+        page.wait_for_timeout(500)
+    assert source.input_value() == line  # the line is now the current line of the other tabs
