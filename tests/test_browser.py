@@ -107,35 +107,3 @@ def test_clicking_a_result_row_walks_to_that_line(page):
     while source.input_value() != line and time.monotonic() < deadline:
         page.wait_for_timeout(500)
     assert source.input_value() == line  # the line is now the current line of the other tabs
-
-
-CORPUS_POINT = """() => {
-  const gd = [...document.querySelectorAll('.js-plotly-plot')]
-    .find(g => g.offsetParent !== null && g.data && g.data[0].name === 'corpus');
-  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, r = gd.getBoundingClientRect();
-  return [r.left + xa._offset + xa.l2p(gd.data[0].x[0]), r.top + ya._offset + ya.l2p(gd.data[0].y[0])];
-}"""
-
-
-def test_lasso_on_the_map_offers_corpus_lines_as_inputs(page):
-    page.get_by_role("tab", name="Neighbours").click()
-    before = page.get_by_label("Line", exact=True).input_value()
-    page.get_by_role("tab", name="Lines").click()
-    page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')]"
-                           ".some(g => g.data && g.data[0].name === 'corpus')", timeout=60_000)
-    x, y = page.evaluate(CORPUS_POINT)
-    page.mouse.move(x - 20, y - 20)
-    page.mouse.down()
-    for a, b in ((x + 20, y - 20), (x + 20, y + 20), (x - 20, y + 20), (x - 20, y - 20)):
-        page.mouse.move(a, b, steps=4)
-    page.mouse.up()
-    page.get_by_text("corpus line(s) picked").wait_for(timeout=30_000)
-    page.wait_for_timeout(2000)  # let the rerun that the selection started finish
-    page.get_by_role("button", name="Use", exact=True).first.click()
-    page.get_by_role("tab", name="Neighbours").click()
-    source = page.get_by_label("Line", exact=True)
-    deadline = time.monotonic() + 20
-    while source.input_value() == before and time.monotonic() < deadline:
-        page.wait_for_timeout(500)
-    picked = source.input_value()
-    assert picked != before and picked == picked.lower()  # a corpus line: the corpus is lowercase
