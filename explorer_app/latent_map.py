@@ -8,6 +8,8 @@ import streamlit as st
 from . import charts, state
 from .widgets import Context
 
+MAX_PICKED = 50  # picked lines kept as choices for the other tabs
+
 
 def render(ctx: Context, layers: list[dict]) -> None:
     if ctx.projection is None:
@@ -19,12 +21,13 @@ def render(ctx: Context, layers: list[dict]) -> None:
     event = st.plotly_chart(fig, key="map.chart", on_select="rerun", selection_mode=("points", "lasso", "box"),
                             width="stretch", config={"displaylogo": False})
     picked = [projection.lines[p["point_index"]] for p in (event.selection.points if event else [])
-              if p.get("curve_number") == 0][:50]
-    st.session_state["map.picked"] = picked
+              if p.get("curve_number") == 0]
+    st.session_state["map.picked"] = picked[:MAX_PICKED]
     if not picked:
         st.caption("Hover to read corpus lines; click or lasso them to use them in the tabs.")
         return
-    st.markdown(f"**{len(picked)} corpus line(s) picked**")
+    shown = f" (the first {MAX_PICKED} are offered in Interpolate)" if len(picked) > MAX_PICKED else ""
+    st.markdown(f"**{len(picked)} corpus line(s) picked**{shown}")
     for i, line in enumerate(picked[:8]):
         text, button = st.columns([5, 1])
         text.write(line)
