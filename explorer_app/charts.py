@@ -45,9 +45,12 @@ def latent_map(corpus_xy: torch.Tensor, corpus_lines: list[str], layers: list[di
             line=dict(color=style["color"], width=2),
             text=[_wrap(line) for line in layer["lines"]], hovertemplate="%{text}<extra>" + layer["name"] + "</extra>",
         ))
+    # Streamlit picks clicked points only outside lasso/box mode, so the map opens panning and
+    # offers the lasso in its toolbar.
     fig.update_layout(
-        height=640, margin=dict(l=0, r=0, t=10, b=0), dragmode="lasso", plot_bgcolor="#fbf8f1",
-        legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0), hoverlabel=dict(font_size=14),
+        height=500, margin=dict(l=0, r=0, t=30, b=0), dragmode="pan",
+        plot_bgcolor="#fbf8f1",
+        legend=dict(orientation="h", yanchor="top", y=0, x=0), hoverlabel=dict(font_size=14),
         xaxis=dict(visible=False), yaxis=dict(visible=False, scaleanchor="x"),
     )
     return fig

@@ -24,10 +24,11 @@ def render(ctx: Context, layers: list[dict]) -> None:
               if p.get("curve_number") == 0]
     st.session_state["map.picked"] = picked[:MAX_PICKED]
     if not picked:
-        st.caption("Hover to read corpus lines; click or lasso them to use them in the tabs.")
+        st.caption("Hover to read corpus lines; click one, or choose the lasso in the map's toolbar and "
+                   "circle several, to use them in the tabs.")
         return
     shown = f" (the first {MAX_PICKED} are offered in Interpolate)" if len(picked) > MAX_PICKED else ""
-    st.markdown(f"**{len(picked)} corpus line(s) picked**{shown}")
+    st.markdown(f"**{len(picked)} corpus {'line' if len(picked) == 1 else 'lines'} picked**{shown}")
     for i, line in enumerate(picked[:8]):
         text, button = st.columns([5, 1])
         text.write(line)

@@ -107,3 +107,62 @@ def test_clicking_a_result_row_walks_to_that_line(page):
     while source.input_value() != line and time.monotonic() < deadline:
         page.wait_for_timeout(500)
     assert source.input_value() == line  # the line is now the current line of the other tabs
+
+
+MAP = "[...document.querySelectorAll('.js-plotly-plot')].find(g => g.offsetParent !== null && g.data && g.data[0].name === 'corpus')"
+CORPUS_POINT = f"""(i) => {{
+  const gd = {MAP};
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, r = gd.getBoundingClientRect();
+  return [r.left + xa._offset + xa.l2p(gd.data[0].x[i]), r.top + ya._offset + ya.l2p(gd.data[0].y[i])];
+}}"""
+
+
+def wait_for_map(page, clickmode: str) -> None:
+    """Until the app is idle and Streamlit has wired the map's selection (its click mode says which)."""
+    page.wait_for_function("() => document.querySelector('[data-testid=stStatusWidget]') === null", timeout=60_000)
+    page.wait_for_function(f"() => {{ const gd = {MAP}; return gd && gd._fullLayout.clickmode === '{clickmode}'; }}",
+                           timeout=60_000)
+    page.wait_for_timeout(1000)
+
+
+def use_first_picked_line(page, before: str) -> str:
+    """Press the first "Use" button under the map; returns the Neighbours tab's line once it changes."""
+    page.get_by_text("picked").first.wait_for(timeout=30_000)
+    page.wait_for_function("() => document.querySelector('[data-testid=stStatusWidget]') === null", timeout=60_000)
+    page.get_by_role("button", name="Use", exact=True).first.click()
+    page.get_by_role("tab", name="Neighbours").click()
+    source = page.get_by_label("Line", exact=True)
+    deadline = time.monotonic() + 30
+    while source.input_value() == before and time.monotonic() < deadline:
+        page.wait_for_timeout(500)
+    return source.input_value()
+
+
+def test_clicking_a_corpus_point_makes_it_an_input(page):
+    page.get_by_role("tab", name="Neighbours").click()
+    before = page.get_by_label("Line", exact=True).input_value()
+    wait_for_map(page, "event+select")
+    x, y = page.evaluate(CORPUS_POINT, 17)
+    page.mouse.move(x, y, steps=5)
+    hovered = page.locator(".hoverlayer .hovertext text.nums").first.text_content(timeout=10_000).rstrip("…")
+    page.mouse.down()
+    page.mouse.up()
+    picked = use_first_picked_line(page, before)
+    assert picked != before and hovered and picked.startswith(hovered)  # the very line under the pointer
+
+
+def test_lasso_on_the_map_offers_corpus_lines_as_inputs(page):
+    page.get_by_role("tab", name="Neighbours").click()
+    before = page.get_by_label("Line", exact=True).input_value()
+    wait_for_map(page, "event+select")
+    x, y = page.evaluate(CORPUS_POINT, 40)
+    page.mouse.move(x, y)
+    page.locator(".modebar-btn[data-val=lasso]").first.click()
+    wait_for_map(page, "event")  # Streamlit's lasso mode
+    page.mouse.move(x - 25, y - 25)
+    page.mouse.down()
+    for a, b in ((x + 25, y - 25), (x + 25, y + 25), (x - 25, y + 25), (x - 25, y - 25)):
+        page.mouse.move(a, b, steps=5)
+    page.mouse.up()
+    picked = use_first_picked_line(page, before)
+    assert picked != before and picked == picked.lower()  # a corpus line: the corpus is lowercase

@@ -16,25 +16,37 @@ from .tokenizer import BOS, EOS
 
 
 @torch.no_grad()
-def _decode(model: SentenceVAE, z, n: int, max_len: int, pick: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-    """Decode step by step, choosing each row's next piece with ``pick(log_probs [N, V]) -> [N]``."""
+def _decode(model: SentenceVAE, z, n: int, max_len: int, pick: Callable[[torch.Tensor], torch.Tensor],
+            ranked: bool = False) -> torch.Tensor:
+    """Decode step by step, choosing each row's next piece with ``pick(log_probs [N, V]) -> [N]``
+    (columns in frequency-rank order when ``ranked``, see ``SentenceVAE.log_probs``).
+
+    A row that has produced EOS leaves the batch, so a few long lines do not keep every row busy.
+    """
     device = model.rank_of.device
+    piece_of = model.piece_of() if ranked else None
+    out = torch.full((n, max_len), EOS, dtype=torch.long, device=device)
+    live = torch.arange(n, device=device)  # rows still decoding
     tokens = torch.full((n,), BOS, dtype=torch.long, device=device)
-    finished = torch.zeros(n, dtype=torch.bool, device=device)
-    state, out = None, []
-    for _ in range(max_len):
-        log_probs, state = model.step(tokens, z, state)
-        tokens = pick(log_probs).masked_fill(finished, EOS)
-        out.append(tokens)
-        finished |= tokens == EOS
-        if finished.all():
-            break
-    return torch.stack(out, dim=1) if out else torch.empty(n, 0, dtype=torch.long, device=device)
+    state, steps = None, 0
+    for t in range(max_len):
+        log_probs, state = model.step(tokens, None if z is None else z[live], state, ranked)
+        tokens = pick(log_probs)
+        if ranked:
+            tokens = piece_of[tokens]
+        out[live, t] = tokens
+        steps = t + 1
+        going = tokens != EOS
+        if not going.all():
+            live, tokens, state = live[going], tokens[going], tuple(s[:, going] for s in state)
+            if len(live) == 0:
+                break
+    return out[:, :steps]
 
 
 def greedy(model: SentenceVAE, z, n: int, max_len: int) -> torch.Tensor:
     """The most likely piece at every step."""
-    return _decode(model, z, n, max_len, lambda log_probs: log_probs.argmax(dim=-1))
+    return _decode(model, z, n, max_len, lambda log_probs: log_probs.argmax(dim=-1), ranked=True)
 
 
 def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
@@ -67,38 +79,48 @@ def beam(model: SentenceVAE, z, n: int, max_len: int, width: int = 4, length_pen
     """Beam search keeping ``width`` hypotheses per row, all rows in one tensor batch.
 
     A finished hypothesis (it produced EOS) stays in the beam and can only be extended by EOS at
-    no cost; the search stops when every hypothesis has finished or at ``max_len``. The winner of
-    each row maximises ``log p / length ** length_penalty`` (length in pieces, EOS included).
+    no cost; a row whose hypotheses have all finished leaves the batch, and the search stops when
+    none is left or at ``max_len``. The winner of each row maximises ``log p / length **
+    length_penalty`` (length in pieces, EOS included).
     """
     device = model.rank_of.device
     W = width
-    zz = z.repeat_interleave(W, dim=0) if z is not None else None
+    piece_of, eos = model.piece_of(), int(model.rank_of[EOS])  # the search runs in rank order
     scores = torch.full((n, W), float("-inf"), device=device)
     scores[:, 0] = 0.0  # all hypotheses start identical: expand only the first
-    tokens = torch.full((n * W,), BOS, dtype=torch.long, device=device)
-    history = torch.empty(n, W, 0, dtype=torch.long, device=device)
+    history = torch.full((n, W, max_len), EOS, dtype=torch.long, device=device)
     finished = torch.zeros(n, W, dtype=torch.bool, device=device)
     lengths = torch.zeros(n, W, device=device)
-    offsets = (torch.arange(n, device=device) * W).unsqueeze(1)
-    state = None
-    for _ in range(max_len):
-        log_probs, state = model.step(tokens, zz, state)
-        V = log_probs.size(-1)
-        log_probs = log_probs.view(n, W, V)
-        eos_only = torch.full((V,), float("-inf"), device=device)
-        eos_only[EOS] = 0.0
-        log_probs = torch.where(finished.unsqueeze(-1), eos_only, log_probs)
-        scores, flat = (scores.unsqueeze(-1) + log_probs).view(n, W * V).topk(W, dim=1)
-        origin, token = flat // V, flat % V
-        kept = history.gather(1, origin.unsqueeze(-1).expand(-1, -1, history.size(2)))
-        history = torch.cat([kept, token.unsqueeze(-1)], dim=2)
-        was_finished = finished.gather(1, origin)
-        lengths = lengths.gather(1, origin) + (~was_finished).float()
-        finished = was_finished | (token == EOS)
-        rows = (origin + offsets).view(-1)
-        state = tuple(s[:, rows] for s in state)
-        tokens = token.view(-1)
-        if finished.all():
-            break
+    live = torch.arange(n, device=device)  # rows with an unfinished hypothesis
+    zz = z.repeat_interleave(W, dim=0) if z is not None else None
+    tokens = torch.full((n * W,), BOS, dtype=torch.long, device=device)
+    state, steps = None, 0
+    for t in range(max_len):
+        log_probs, state = model.step(tokens, zz, state, ranked=True)
+        L, V = len(live), log_probs.size(-1)
+        log_probs = log_probs.view(L, W, V)
+        done = finished[live]
+        if done.any():  # a finished hypothesis continues with EOS only, at no cost
+            log_probs[done] = float("-inf")
+            log_probs[..., eos].masked_fill_(done, 0.0)
+        log_probs += scores[live].unsqueeze(-1)
+        top, flat = log_probs.view(L, W * V).topk(W, dim=1)
+        origin, piece = flat // V, piece_of[flat % V]
+        history[live] = history[live].gather(1, origin.unsqueeze(-1).expand(-1, -1, max_len))
+        history[live, :, t] = piece
+        was_finished = done.gather(1, origin)
+        lengths[live] = lengths[live].gather(1, origin) + (~was_finished).float()
+        finished[live] = was_finished | (piece == EOS)
+        scores[live] = top
+        rows = (origin + torch.arange(L, device=device).unsqueeze(1) * W).view(-1)
+        state, tokens = tuple(s[:, rows] for s in state), piece.view(-1)
+        steps = t + 1
+        going = ~finished[live].all(dim=1)
+        if not going.all():
+            keep = going.repeat_interleave(W)
+            live, tokens, state = live[going], tokens[keep], tuple(s[:, keep] for s in state)
+            zz = zz[keep] if zz is not None else None
+            if len(live) == 0:
+                break
     best = (scores / lengths.clamp(min=1) ** length_penalty).argmax(dim=1)
-    return history[torch.arange(n, device=device), best]
+    return history[torch.arange(n, device=device), best, :steps]

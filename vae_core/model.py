@@ -25,7 +25,8 @@ from .tokenizer import UNK, VOCAB_SIZE
 class ModelConfig:
     vocab_size: int = VOCAB_SIZE  # BPEmb pieces
     emb_dim: int = 256  # piece embedding, shared by encoder and decoder
-    enc_hidden: int = 256  # encoder LSTM units
+    enc_hidden: int = 256  # encoder LSTM units (per direction)
+    bidirectional: bool = True  # the encoder reads the line both ways; q(z|x) sees both final states
     dec_hidden: int = 512  # decoder LSTM units
     nz: int = 32  # latent dimensions; 0 makes the plain LSTM language model (no encoder)
     dropout: float = 0.2  # dropout on embeddings and decoder outputs while training
@@ -56,8 +57,8 @@ class SentenceVAE(nn.Module):
         self.embed = nn.Embedding(c.vocab_size, c.emb_dim)
         self.drop = nn.Dropout(c.dropout)
         if c.nz > 0:
-            self.encoder = nn.LSTM(c.emb_dim, c.enc_hidden, batch_first=True)
-            self.to_posterior = nn.Linear(c.enc_hidden, 2 * c.nz)
+            self.encoder = nn.LSTM(c.emb_dim, c.enc_hidden, batch_first=True, bidirectional=c.bidirectional)
+            self.to_posterior = nn.Linear(c.enc_hidden * (2 if c.bidirectional else 1), 2 * c.nz)
             # BN-VAE (Zhu et al. 2020): normalised means with a fixed scale keep every unit's KL
             # above nz * gamma^2 / 2, so the posterior cannot collapse. A tiny eps, or the encoder
             # could shrink its raw means below it and slip out of the bound.
@@ -93,9 +94,9 @@ class SentenceVAE(nn.Module):
     def posterior(self, tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``mu, logvar`` of q(z|x), each ``[N, nz]``, from ``[BOS] pieces [EOS]`` rows."""
         x = self.drop(self.embed(tokens[:, 1:]))  # the encoder reads pieces + EOS
-        out, _ = self.encoder(x)
-        last = out[torch.arange(len(lengths), device=out.device), lengths - 1]
-        mu, logvar = self.to_posterior(last).chunk(2, dim=-1)
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        _, (h, _) = self.encoder(packed)  # final states [directions, N, H], padding never read
+        mu, logvar = self.to_posterior(torch.cat(list(h), dim=-1)).chunk(2, dim=-1)
         if self.mu_norm is not None:
             mu = self.config.bn_gamma * self.mu_norm(mu) + self.mu_shift
         return mu, logvar
@@ -109,9 +110,16 @@ class SentenceVAE(nn.Module):
         h, c = self.z_to_state(z).chunk(2, dim=-1)
         return torch.tanh(h).unsqueeze(0).contiguous(), c.unsqueeze(0).contiguous()
 
-    def log_probs(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Next-piece log-probabilities ``[N, V]`` (columns in piece-id order) from decoder outputs."""
-        return self.out.log_prob(hidden)[:, self.rank_of]
+    def log_probs(self, hidden: torch.Tensor, ranked: bool = False) -> torch.Tensor:
+        """Next-piece log-probabilities ``[N, V]`` from decoder outputs, columns in piece-id order or,
+        with ``ranked``, in the output layer's frequency order (column r is piece ``piece_of()[r]``),
+        which saves a copy of the whole table when only the best columns are needed."""
+        log_probs = self.out.log_prob(hidden)
+        return log_probs if ranked else log_probs[:, self.rank_of]
+
+    def piece_of(self) -> torch.Tensor:
+        """Piece id of each frequency rank ``[V]`` (the inverse of ``rank_of``)."""
+        return torch.argsort(self.rank_of)
 
     def decode(self, inputs: torch.Tensor, z: torch.Tensor | None, state=None):
         """Run the decoder over ``inputs [N, T]``; returns decoder outputs ``[N, T, H]`` and state."""
@@ -123,9 +131,9 @@ class SentenceVAE(nn.Module):
         out, state = self.decoder(x, state)
         return self.drop(out), state
 
-    def step(self, tokens: torch.Tensor, z: torch.Tensor | None, state):
+    def step(self, tokens: torch.Tensor, z: torch.Tensor | None, state, ranked: bool = False):
         """One decoding step for ``tokens [N]`` (inference, no dropout): log-probabilities ``[N, V]``
-        and the new state.
+        (see ``log_probs`` for ``ranked``) and the new state.
 
         The LSTM cell is written out: for one step of a small batch it is several times faster
         than a call into ``nn.LSTM``'s fused kernel, and computes the same function.
@@ -139,7 +147,7 @@ class SentenceVAE(nn.Module):
         i, f, g, o = gates.chunk(4, dim=-1)  # PyTorch's gate order
         c = torch.sigmoid(f) * c[0] + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(c)
-        return self.log_probs(h), (h.unsqueeze(0), c.unsqueeze(0))
+        return self.log_probs(h, ranked), (h.unsqueeze(0), c.unsqueeze(0))
 
     # ---- likelihood ----------------------------------------------------------------------
     def reconstruction(self, tokens: torch.Tensor, lengths: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
