@@ -109,7 +109,8 @@ def test_clicking_a_result_row_walks_to_that_line(page):
     assert source.input_value() == line  # the line is now the current line of the other tabs
 
 
-MAP = "[...document.querySelectorAll('.js-plotly-plot')].find(g => g.offsetParent !== null && g.data && g.data[0].name === 'corpus')"
+MAP = ("[...document.querySelectorAll('.js-plotly-plot')]"
+       ".find(g => g.offsetParent !== null && g.data && g.data[0].name === 'corpus')")
 CORPUS_POINT = f"""(i) => {{
   const gd = {MAP};
   const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, r = gd.getBoundingClientRect();

@@ -48,7 +48,7 @@ class Corpus:
     lengths: torch.Tensor
 
     @classmethod
-    def from_lines(cls, lines: list[str], tokenizer: Tokenizer) -> "Corpus":
+    def from_lines(cls, lines: list[str], tokenizer: Tokenizer) -> Corpus:
         return cls(*tokenizer.batch(tokenizer.encode(lines)))
 
     def __len__(self) -> int:

@@ -7,7 +7,7 @@ finish early are padded with EOS).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -36,7 +36,7 @@ class ModelConfig:
     max_len: int = 48  # pieces per line; longer input is truncated, decoding stops here
 
     @classmethod
-    def from_dict(cls, values: dict) -> "ModelConfig":
+    def from_dict(cls, values: dict) -> ModelConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(values) - known
         if unknown:

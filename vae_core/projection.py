@@ -62,7 +62,7 @@ class Projection:
         ckpt.write_json(Path(directory) / META, {"lines": self.lines})
 
     @classmethod
-    def load(cls, directory: Path) -> "Projection":
+    def load(cls, directory: Path) -> Projection:
         """The stored map of a checkpoint; ``CheckpointError`` if it is missing or inconsistent."""
         directory = Path(directory)
         tensors = ckpt.read_tensors(directory / TENSORS)
