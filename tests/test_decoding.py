@@ -95,3 +95,23 @@ def test_batched_beam_matches_the_classic_one(vae):
     batched = [vae.tokenizer.decode(row) for row in decoding.beam(vae.model, z, 12, 25, width=4).tolist()]
     classic = [vae.tokenizer.decode(ids) for ids in classic_beam(vae.model, z, 25, width=4)]
     assert batched == classic
+
+
+def test_top_log_probs_are_the_top_of_the_full_table(vae):
+    model = vae.model
+    hidden, _ = model.cell(torch.full((64,), 1), vae.prior(64, seed=10), None)
+    values, ranks = model.top_log_probs(hidden, 5)
+    full = model.log_probs(hidden, ranked=True)
+    assert torch.equal(values, full.topk(5, dim=-1).values)
+    assert torch.equal(full.gather(1, ranks), values)
+    assert torch.equal(model.piece_of()[ranks[:, 0]], model.log_probs(hidden).argmax(dim=-1))
+
+
+def test_batched_greedy_matches_decoding_one_line_at_a_time(vae):
+    """Rows leave the batch as they finish; every line is still the one decoded on its own."""
+    z = vae.prior(20, seed=11)
+    batched = decoding.greedy(vae.model, z, 20, 30)
+    for row in range(20):
+        alone = decoding.greedy(vae.model, z[row : row + 1], 1, 30)[0]
+        assert torch.equal(batched[row, : alone.size(0)], alone)
+        assert (batched[row, alone.size(0) :] == EOS).all()

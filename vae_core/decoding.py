@@ -88,39 +88,45 @@ def beam(model: SentenceVAE, z, n: int, max_len: int, width: int = 4, length_pen
     piece_of, eos = model.piece_of(), int(model.rank_of[EOS])  # the search runs in rank order
     scores = torch.full((n, W), float("-inf"), device=device)
     scores[:, 0] = 0.0  # all hypotheses start identical: expand only the first
-    history = torch.full((n, W, max_len), EOS, dtype=torch.long, device=device)
     finished = torch.zeros(n, W, dtype=torch.bool, device=device)
     lengths = torch.zeros(n, W, device=device)
+    stay = torch.arange(W, device=device).expand(n, W)  # where rows that left keep their hypotheses
+    origins, pieces = [], []  # per step and row: each hypothesis's parent and its new piece, [n, W]
     live = torch.arange(n, device=device)  # rows with an unfinished hypothesis
     zz = z.repeat_interleave(W, dim=0) if z is not None else None
     tokens = torch.full((n * W,), BOS, dtype=torch.long, device=device)
-    state, steps = None, 0
-    for t in range(max_len):
-        log_probs, state = model.step(tokens, zz, state, ranked=True)
-        L, V = len(live), log_probs.size(-1)
-        log_probs = log_probs.view(L, W, V)
+    state = None
+    for _ in range(max_len):
+        hidden, state = model.cell(tokens, zz, state)
+        L = len(live)
+        values, ranks = (x.view(L, W, W) for x in model.top_log_probs(hidden, W))  # each hypothesis's best W
         done = finished[live]
         if done.any():  # a finished hypothesis continues with EOS only, at no cost
-            log_probs[done] = float("-inf")
-            log_probs[..., eos].masked_fill_(done, 0.0)
-        log_probs += scores[live].unsqueeze(-1)
-        top, flat = log_probs.view(L, W * V).topk(W, dim=1)
-        origin, piece = flat // V, piece_of[flat % V]
-        history[live] = history[live].gather(1, origin.unsqueeze(-1).expand(-1, -1, max_len))
-        history[live, :, t] = piece
+            values[done] = float("-inf")
+            values[..., 0].masked_fill_(done, 0.0)
+            ranks[..., 0].masked_fill_(done, eos)
+        values += scores[live].unsqueeze(-1)
+        top, flat = values.view(L, W * W).topk(W, dim=1)
+        origin, piece = flat // W, piece_of[ranks.view(L, W * W).gather(1, flat)]
+        origins.append(stay.clone())
+        pieces.append(torch.full((n, W), EOS, dtype=torch.long, device=device))
+        origins[-1][live], pieces[-1][live] = origin, piece
         was_finished = done.gather(1, origin)
         lengths[live] = lengths[live].gather(1, origin) + (~was_finished).float()
         finished[live] = was_finished | (piece == EOS)
         scores[live] = top
-        rows = (origin + torch.arange(L, device=device).unsqueeze(1) * W).view(-1)
-        state, tokens = tuple(s[:, rows] for s in state), piece.view(-1)
-        steps = t + 1
         going = ~finished[live].all(dim=1)
+        rows = (origin + torch.arange(L, device=device).unsqueeze(1) * W)[going].view(-1)
+        state, tokens = tuple(s[:, rows] for s in state), piece[going].view(-1)
         if not going.all():
-            keep = going.repeat_interleave(W)
-            live, tokens, state = live[going], tokens[keep], tuple(s[:, keep] for s in state)
-            zz = zz[keep] if zz is not None else None
+            live = live[going]
             if len(live) == 0:
                 break
-    best = (scores / lengths.clamp(min=1) ** length_penalty).argmax(dim=1)
-    return history[torch.arange(n, device=device), best, :steps]
+            zz = zz.view(L, W, -1)[going].flatten(0, 1) if zz is not None else None
+    # Follow the winners' parents back from the last step.
+    hyp = (scores / lengths.clamp(min=1) ** length_penalty).argmax(dim=1)
+    rows, out = torch.arange(n, device=device), []
+    for origin, piece in zip(reversed(origins), reversed(pieces)):
+        out.append(piece[rows, hyp])
+        hyp = origin[rows, hyp]
+    return torch.stack(out[::-1], dim=1) if out else torch.empty(n, 0, dtype=torch.long, device=device)

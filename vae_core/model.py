@@ -131,9 +131,9 @@ class SentenceVAE(nn.Module):
         out, state = self.decoder(x, state)
         return self.drop(out), state
 
-    def step(self, tokens: torch.Tensor, z: torch.Tensor | None, state, ranked: bool = False):
-        """One decoding step for ``tokens [N]`` (inference, no dropout): log-probabilities ``[N, V]``
-        (see ``log_probs`` for ``ranked``) and the new state.
+    def cell(self, tokens: torch.Tensor, z: torch.Tensor | None, state):
+        """One decoder step for ``tokens [N]`` (inference, no dropout): the output ``[N, H]`` and the
+        new state.
 
         The LSTM cell is written out: for one step of a small batch it is several times faster
         than a call into ``nn.LSTM``'s fused kernel, and computes the same function.
@@ -147,7 +147,33 @@ class SentenceVAE(nn.Module):
         i, f, g, o = gates.chunk(4, dim=-1)  # PyTorch's gate order
         c = torch.sigmoid(f) * c[0] + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(c)
-        return self.log_probs(h, ranked), (h.unsqueeze(0), c.unsqueeze(0))
+        return h, (h.unsqueeze(0), c.unsqueeze(0))
+
+    def step(self, tokens: torch.Tensor, z: torch.Tensor | None, state, ranked: bool = False):
+        """One decoding step: next-piece log-probabilities ``[N, V]`` (see ``log_probs`` for
+        ``ranked``) and the new state."""
+        h, state = self.cell(tokens, z, state)
+        return self.log_probs(h, ranked), state
+
+    def top_log_probs(self, hidden: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``k`` most likely next pieces of each row: log-probabilities and frequency ranks,
+        ``[N, k]`` each, the same values as the top of ``log_probs(hidden, ranked=True)``.
+
+        Each part of the adaptive softmax offers its own best ``k``, so the full ``[N, V]`` table is
+        never assembled (beam search needs only these).
+        """
+        out = self.out
+        head = F.log_softmax(out.head(hidden), dim=-1)
+        top = head[:, : out.shortlist_size].topk(min(k, out.shortlist_size), dim=-1)
+        values, ranks = [top.values], [top.indices]
+        for i, tail in enumerate(out.tail):
+            cluster = F.log_softmax(tail(hidden), dim=-1)
+            top = cluster.topk(min(k, cluster.size(-1)), dim=-1)
+            values.append(top.values + head[:, out.shortlist_size + i].unsqueeze(1))
+            ranks.append(top.indices + out.cutoffs[i])
+        values, ranks = torch.cat(values, dim=1), torch.cat(ranks, dim=1)
+        best = values.topk(k, dim=-1)
+        return best.values, ranks.gather(1, best.indices)
 
     # ---- likelihood ----------------------------------------------------------------------
     def reconstruction(self, tokens: torch.Tensor, lengths: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
