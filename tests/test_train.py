@@ -48,7 +48,9 @@ def test_resume_continues_from_the_last_epoch(data_dir, tmp_path):
     # the resumed run matches one that never stopped
     straight = tmp_path / "straight"
     train(TrainConfig(epochs=3, **{**base, "out": str(straight)}))
-    assert ckpt.read_metrics(straight)[2]["train_loss"] == pytest.approx(rows[2]["train_loss"], rel=1e-4)
+    timing = {"seconds", "lines_per_s"}
+    assert [{k: v for k, v in r.items() if k not in timing} for r in ckpt.read_metrics(straight)] == \
+        [{k: v for k, v in r.items() if k not in timing} for r in rows]
 
 
 def test_refuses_to_overwrite_without_resume(tiny_checkpoint, data_dir):

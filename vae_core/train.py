@@ -129,8 +129,9 @@ class Run:
     def __init__(self, cfg: TrainConfig, model: SentenceVAE, device):
         self.cfg, self.model, self.device = cfg, model, device
         enc, dec = param_groups(model)
-        self.enc_opt = torch.optim.Adam(enc, lr=cfg.lr) if enc else None
-        self.dec_opt = torch.optim.Adam(dec, lr=cfg.lr)
+        # fused: one kernel per step for all parameters (about a tenth of a CPU step otherwise)
+        self.enc_opt = torch.optim.Adam(enc, lr=cfg.lr, fused=True) if enc else None
+        self.dec_opt = torch.optim.Adam(dec, lr=cfg.lr, fused=True)
         self.epoch = 0  # epochs finished
         self.step = 0  # optimisation steps since VAE training began (drives the KL schedule)
         self.lr = cfg.lr
@@ -281,12 +282,13 @@ def train(cfg: TrainConfig) -> Path:
         raise ValueError(f"{out} already holds a checkpoint: choose another --out or pass --resume")
     ckpt.copy_tokenizer(tokenizer_dir, out)
 
-    generator = torch.Generator().manual_seed(cfg.seed + run.epoch)
     valid_dev = Corpus(valid_set.tokens.to(device), valid_set.lengths.to(device))
     train_dev = Corpus(train_set.tokens.to(device), train_set.lengths.to(device))
     deadline = time.monotonic() + (cfg.time_budget * 60 - run.seconds if cfg.time_budget else math.inf)
     while run.epoch < cfg.epochs and time.monotonic() < deadline:
         started = time.monotonic()
+        # seeded per epoch, so a resumed run shuffles exactly as one that never stopped
+        generator = torch.Generator().manual_seed(1_000_003 * cfg.seed + run.epoch)
         stats = train_epoch(run, train_dev, deadline, generator)
         seconds = time.monotonic() - started
         run.seconds += seconds
