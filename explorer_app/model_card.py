@@ -7,6 +7,7 @@ import json
 import pandas as pd
 import streamlit as st
 
+from vae_core.card import bar_checks, fmt
 from vae_core.checkpoint import read_metrics
 
 from . import cache, charts
@@ -19,11 +20,17 @@ def render(ctx: Context) -> list[dict]:
     if evaluation_file.is_file():
         evaluation = json.loads(evaluation_file.read_text(encoding="utf-8"))
         if "test" in evaluation:
+            test, baseline = evaluation["test"], evaluation.get("baseline")
             st.subheader("Test metrics")
-            rows = [(k, v, evaluation.get("baseline", {}).get({"iw_nll": "nll"}.get(k, k), ""))
-                    for k, v in evaluation["test"].items()]
-            st.dataframe(pd.DataFrame(rows, columns=["metric", "this model", "LM baseline"]).astype(str),
+            rows = [(k, fmt(v), fmt((baseline or {}).get({"iw_nll": "nll"}.get(k, k), ""))) for k, v in test.items()]
+            st.dataframe(pd.DataFrame(rows, columns=["metric", "this model", "LM baseline"]),
                          hide_index=True, width="stretch")
+            if test.get("nz", 0) > 0:
+                st.caption("Acceptance bar for the shipped model")
+                checks = [(criterion, value, "met" if ok else "not met")
+                          for criterion, value, ok in bar_checks(test, baseline)]
+                st.dataframe(pd.DataFrame(checks, columns=["criterion", "observed", ""]), hide_index=True,
+                             width="stretch")
     metrics = read_metrics(directory)
     if metrics:
         st.subheader("Training")

@@ -133,6 +133,10 @@ def test_model_tab_shows_metrics_and_charts(app):
     at = app.run()
     assert any("Test metrics" in s.value for s in at.subheader)
     assert any("KL per latent dimension" in s.value for s in at.subheader)
+    metrics, bar = at.dataframe[-2].value, at.dataframe[-1].value
+    assert metrics.set_index("metric").loc["n_lines", "this model"] == "5000"  # counts stay integers
+    assert list(bar["criterion"])[:3] == ["kl >= 8.0", "active_units >= 16", "recon_f1 >= 0.35"]
+    assert set(bar.iloc[:, 2]) <= {"met", "not met"}
 
 
 def test_a_corrupt_checkpoint_is_reported_and_the_others_stay_usable(app):

@@ -27,13 +27,14 @@ IW_NLL_SLACK = 1.03  # iw_nll may be at most 3% above the LM baseline's NLL
 SEED = 0
 
 
-def _fmt(value) -> str:
+def fmt(value) -> str:
+    """A metric as text: floats to three decimals."""
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 def _table(rows: list[tuple], header: tuple) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_fmt(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(fmt(c).replace("|", "\\|") for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
@@ -41,7 +42,7 @@ def bar_checks(metrics: dict, baseline: dict | None) -> list[tuple[str, str, boo
     """(criterion, observed value, passed) for each line of the acceptance bar."""
     checks = []
     for key, (op, limit) in BARS.items():
-        checks.append((f"{key} {op} {limit}", _fmt(metrics[key]), metrics[key] >= limit))
+        checks.append((f"{key} {op} {limit}", fmt(metrics[key]), metrics[key] >= limit))
     if baseline is not None:
         ratio = metrics["iw_nll"] / baseline["nll"]
         checks.append((f"iw_nll <= {IW_NLL_SLACK} x LM NLL", f"{ratio:.4f} x", ratio <= IW_NLL_SLACK))
