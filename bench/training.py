@@ -57,7 +57,7 @@ def throughput(model, corpus: Corpus, batches: list[torch.Tensor]) -> tuple[floa
     for i, index in enumerate(batches):
         if i == 3:  # the first steps warm up the allocator and kernels
             start, lines, pieces = time.perf_counter(), 0, 0
-        tokens, lengths = corpus.batch(index)
+        tokens, lengths, _ = corpus.batch(index)
         mu, logvar = model.posterior(tokens, lengths)
         z = reparameterize(mu, logvar)[:, 0]
         loss = (model.reconstruction(tokens, lengths, z) + kl_per_dim(mu, logvar).sum(1)).mean()

@@ -51,3 +51,12 @@ def shipped():
     import vae_core
 
     return vae_core.load(ckpt.SHIPPED)
+
+
+@pytest.fixture(scope="session")
+def tiny_syllable_vae(tmp_path_factory, data_dir):
+    """A tiny VAE conditioned on each line's syllable count."""
+    import vae_core
+
+    out = tmp_path_factory.mktemp("ckpt") / "tiny-syllables"
+    return vae_core.load(train(TrainConfig(data=str(data_dir), out=str(out), model="syllable-vae", epochs=3, **TINY)))

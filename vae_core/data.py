@@ -7,7 +7,10 @@ from pathlib import Path
 
 import torch
 
+from . import syllables
 from .tokenizer import Tokenizer
+
+CONDITIONS = ("syllables",)  # what a conditioned model can be conditioned on
 
 
 def read_lines(path: str | Path) -> list[str]:
@@ -39,25 +42,40 @@ def split_paths(data: str | Path) -> dict[str, Path]:
     return {name: p for name, p in splits.items() if p.is_file()}
 
 
+def conditions(lines: list[str], condition: str) -> torch.Tensor | None:
+    """Each line's value of ``condition`` as floats ``[N]`` (None when ``condition`` is empty)."""
+    if not condition:
+        return None
+    if condition not in CONDITIONS:
+        raise ValueError(f"unknown condition {condition!r}: choose from {CONDITIONS}")
+    return torch.tensor([float(syllables.count(line)) for line in lines])
+
+
 @dataclass
 class Corpus:
-    """Lines encoded once: ``tokens [N, T]`` rows ``BOS pieces EOS (padding)`` and ``lengths [N]``
-    (pieces + EOS, the number of prediction targets)."""
+    """Lines encoded once: ``tokens [N, T]`` rows ``BOS pieces EOS (padding)``, ``lengths [N]``
+    (pieces + EOS, the number of prediction targets) and, for a conditioned model, each line's
+    condition ``cond [N]`` (its syllable count)."""
 
     tokens: torch.Tensor
     lengths: torch.Tensor
+    cond: torch.Tensor | None = None
 
     @classmethod
-    def from_lines(cls, lines: list[str], tokenizer: Tokenizer) -> Corpus:
-        return cls(*tokenizer.batch(tokenizer.encode(lines)))
+    def from_lines(cls, lines: list[str], tokenizer: Tokenizer, condition: str = "") -> Corpus:
+        return cls(*tokenizer.batch(tokenizer.encode(lines)), conditions(lines, condition))
 
     def __len__(self) -> int:
         return len(self.lengths)
 
-    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rows ``index`` trimmed to their longest line."""
+    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Rows ``index`` trimmed to their longest line: tokens, lengths and conditions (or None)."""
         lengths = self.lengths[index]
-        return self.tokens[index, : int(lengths.max()) + 1], lengths
+        cond = self.cond[index] if self.cond is not None else None
+        return self.tokens[index, : int(lengths.max()) + 1], lengths, cond
+
+    def to(self, device) -> Corpus:
+        return Corpus(*(t.to(device) if t is not None else None for t in (self.tokens, self.lengths, self.cond)))
 
     def batches(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None):
         """Index tensors of about ``batch_size`` lines of near-equal length (little padding).

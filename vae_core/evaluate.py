@@ -64,13 +64,13 @@ def elbo_terms(model: SentenceVAE, corpus: Corpus, batch_size: int = 512, genera
     rec = kl = 0.0
     mus, logvars = [], []
     for index in corpus.batches(batch_size):
-        tokens, lengths = corpus.batch(index)
+        tokens, lengths, cond = corpus.batch(index)
         if model.is_lm:
-            rec += float(model.reconstruction(tokens, lengths, None).sum())
+            rec += float(model.reconstruction(tokens, lengths, model.code(None, cond)).sum())
             continue
-        mu, logvar = model.posterior(tokens, lengths)
+        mu, logvar = model.posterior(tokens, lengths, cond)
         z = reparameterize(mu, logvar, generator=generator)[:, 0]
-        rec += float(model.reconstruction(tokens, lengths, z).sum())
+        rec += float(model.reconstruction(tokens, lengths, model.code(z, cond)).sum())
         kl += float(kl_per_dim(mu, logvar).sum())
         mus.append(mu)
         logvars.append(logvar)
@@ -92,17 +92,18 @@ def iw_nll(model: SentenceVAE, corpus: Corpus, samples: int = 100, batch_size: i
     """
     result = torch.empty(len(corpus))
     for index in corpus.batches(batch_size):
-        tokens, lengths = corpus.batch(index)
+        tokens, lengths, cond = corpus.batch(index)
         if model.is_lm:
-            result[index] = model.reconstruction(tokens, lengths, None)
+            result[index] = model.reconstruction(tokens, lengths, model.code(None, cond))
             continue
-        mu, logvar = model.posterior(tokens, lengths)
+        mu, logvar = model.posterior(tokens, lengths, cond)
         log_w = []
         for start in range(0, samples, chunk):
             k = min(chunk, samples - start)
             z = reparameterize(mu, logvar, k, generator=generator)  # [B, k, nz]
             rep = torch.arange(len(index)).repeat_interleave(k)
-            log_px = -model.reconstruction(tokens[rep], lengths[rep], z.reshape(-1, z.size(-1))).view(-1, k)
+            code = model.code(z.reshape(-1, z.size(-1)), cond[rep] if cond is not None else None)
+            log_px = -model.reconstruction(tokens[rep], lengths[rep], code).view(-1, k)
             log_pz = log_normal(z, torch.zeros_like(z), torch.zeros_like(z))
             log_qz = log_normal(z, mu.unsqueeze(1), logvar.unsqueeze(1))
             log_w.append(log_px + log_pz - log_qz)
@@ -129,7 +130,7 @@ def evaluate(directory, lines: list[str], iw_samples: int = 100, seed: int = 0, 
 
     sampler = load(directory)
     model, tokenizer = sampler.model, sampler.tokenizer
-    corpus = Corpus.from_lines(lines, tokenizer)
+    corpus = Corpus.from_lines(lines, tokenizer, model.config.condition)
     generator = torch.Generator().manual_seed(seed)
     n_pieces = int(corpus.lengths.sum())
     nll = iw_nll(model, corpus, iw_samples if not model.is_lm else 1, batch_size, generator=generator)
@@ -147,7 +148,7 @@ def evaluate(directory, lines: list[str], iw_samples: int = 100, seed: int = 0, 
         nz=model.config.nz,
     )
     mu, _ = posterior_params(model, corpus)
-    decoded = sampler.greedy(mu)
+    decoded = sampler.greedy(mu, syllables=corpus.cond.long().tolist() if corpus.cond is not None else None)
     out["recon_f1"] = sum(unigram_f1(a, b) for a, b in zip(lines, decoded)) / len(lines)
     return out
 

@@ -3,6 +3,9 @@
     pieces -> embedding -> LSTM encoder -> q(z|x) = N(mu, diag(sigma^2))
     z -> initial decoder state;  [embedding ; z] at every step -> LSTM decoder -> next piece
 
+A conditioned model (``condition="syllables"``) also gives the encoder and the decoder a scalar
+per line (its syllable count), beside every piece, as the "energy" of the conditioned LM in seed 001.
+
 The output layer is an adaptive softmax (Grave et al. 2017): frequent pieces sit in a small head,
 rare ones in cheaper tail clusters, so training does not pay for a full 10,000-way softmax on every
 token while the model still defines an exact distribution over all pieces. Clusters follow the
@@ -34,6 +37,9 @@ class ModelConfig:
     bn_gamma: float = 0.0  # BN-VAE: fixed scale of batch-normalised posterior means; 0 = off
     cutoffs: tuple[int, ...] = (1000, 4000)  # adaptive softmax: head size, then cluster bounds
     max_len: int = 48  # pieces per line; longer input is truncated, decoding stops here
+    condition: str = ""  # "" (none) or "syllables": a scalar both encoder and decoder see
+    cond_mean: float = 0.0  # the condition is fed as (value - cond_mean) / cond_std
+    cond_std: float = 1.0
 
     @classmethod
     def from_dict(cls, values: dict) -> ModelConfig:
@@ -56,16 +62,20 @@ class SentenceVAE(nn.Module):
         self.config = c = config
         self.embed = nn.Embedding(c.vocab_size, c.emb_dim)
         self.drop = nn.Dropout(c.dropout)
+        self.n_cond = 1 if c.condition else 0
+        self.code_dim = c.nz + self.n_cond  # what the decoder sees beside each piece: z and the condition
         if c.nz > 0:
-            self.encoder = nn.LSTM(c.emb_dim, c.enc_hidden, batch_first=True, bidirectional=c.bidirectional)
+            self.encoder = nn.LSTM(c.emb_dim + self.n_cond, c.enc_hidden, batch_first=True,
+                                   bidirectional=c.bidirectional)
             self.to_posterior = nn.Linear(c.enc_hidden * (2 if c.bidirectional else 1), 2 * c.nz)
             # BN-VAE (Zhu et al. 2020): normalised means with a fixed scale keep every unit's KL
             # above nz * gamma^2 / 2, so the posterior cannot collapse. A tiny eps, or the encoder
             # could shrink its raw means below it and slip out of the bound.
             self.mu_norm = nn.BatchNorm1d(c.nz, eps=1e-8, affine=False) if c.bn_gamma > 0 else None
             self.mu_shift = nn.Parameter(torch.zeros(c.nz)) if c.bn_gamma > 0 else None
-            self.z_to_state = nn.Linear(c.nz, 2 * c.dec_hidden)
-        self.decoder = nn.LSTM(c.emb_dim + c.nz, c.dec_hidden, batch_first=True)
+        if self.code_dim > 0:
+            self.z_to_state = nn.Linear(self.code_dim, 2 * c.dec_hidden)
+        self.decoder = nn.LSTM(c.emb_dim + self.code_dim, c.dec_hidden, batch_first=True)
         self.out = nn.AdaptiveLogSoftmaxWithLoss(c.dec_hidden, c.vocab_size, list(c.cutoffs), div_value=4.0)
         self.register_buffer("rank_of", torch.arange(c.vocab_size))
         self.reset_parameters()
@@ -90,10 +100,25 @@ class SentenceVAE(nn.Module):
     def is_lm(self) -> bool:
         return self.config.nz == 0
 
+    # ---- the condition --------------------------------------------------------------------
+    def code(self, z: torch.Tensor | None, cond: torch.Tensor | None) -> torch.Tensor | None:
+        """The decoder's code ``[N, nz + n_cond]``: z with the normalised condition appended (just
+        z for an unconditioned model, None for the plain LM)."""
+        if not self.n_cond:
+            return z
+        if cond is None:
+            raise ValueError(f"this model is conditioned on {self.config.condition}: give a value per line")
+        c = ((cond.float() - self.config.cond_mean) / self.config.cond_std).unsqueeze(1)
+        return c if z is None else torch.cat([z, c], dim=1)
+
     # ---- encoder -------------------------------------------------------------------------
-    def posterior(self, tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``mu, logvar`` of q(z|x), each ``[N, nz]``, from ``[BOS] pieces [EOS]`` rows."""
+    def posterior(self, tokens: torch.Tensor, lengths: torch.Tensor,
+                  cond: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``mu, logvar`` of q(z|x), each ``[N, nz]``, from ``[BOS] pieces [EOS]`` rows (and the
+        lines' condition ``[N]`` for a conditioned model)."""
         x = self.drop(self.embed(tokens[:, 1:]))  # the encoder reads pieces + EOS
+        if self.n_cond:
+            x = torch.cat([x, self.code(None, cond).unsqueeze(1).expand(-1, x.size(1), -1)], dim=-1)
         packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         _, (h, _) = self.encoder(packed)  # final states [directions, N, H], padding never read
         mu, logvar = self.to_posterior(torch.cat(list(h), dim=-1)).chunk(2, dim=-1)
@@ -102,12 +127,13 @@ class SentenceVAE(nn.Module):
         return mu, logvar
 
     # ---- decoder -------------------------------------------------------------------------
-    def initial_state(self, z: torch.Tensor | None, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    # The decoder takes a ``code [N, code_dim]`` (see ``code``): z, with the condition if any.
+    def initial_state(self, code: torch.Tensor | None, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
         H = self.config.dec_hidden
-        if z is None:
+        if code is None:
             zero = torch.zeros(1, batch, H, device=self.rank_of.device)
             return zero, zero
-        h, c = self.z_to_state(z).chunk(2, dim=-1)
+        h, c = self.z_to_state(code).chunk(2, dim=-1)
         return torch.tanh(h).unsqueeze(0).contiguous(), c.unsqueeze(0).contiguous()
 
     def log_probs(self, hidden: torch.Tensor, ranked: bool = False) -> torch.Tensor:
@@ -121,17 +147,17 @@ class SentenceVAE(nn.Module):
         """Piece id of each frequency rank ``[V]`` (the inverse of ``rank_of``)."""
         return torch.argsort(self.rank_of)
 
-    def decode(self, inputs: torch.Tensor, z: torch.Tensor | None, state=None):
+    def decode(self, inputs: torch.Tensor, code: torch.Tensor | None, state=None):
         """Run the decoder over ``inputs [N, T]``; returns decoder outputs ``[N, T, H]`` and state."""
         x = self.drop(self.embed(inputs))
-        if z is not None:
-            x = torch.cat([x, z.unsqueeze(1).expand(-1, x.size(1), -1)], dim=-1)
+        if code is not None:
+            x = torch.cat([x, code.unsqueeze(1).expand(-1, x.size(1), -1)], dim=-1)
         if state is None:
-            state = self.initial_state(z, inputs.size(0))
+            state = self.initial_state(code, inputs.size(0))
         out, state = self.decoder(x, state)
         return self.drop(out), state
 
-    def cell(self, tokens: torch.Tensor, z: torch.Tensor | None, state):
+    def cell(self, tokens: torch.Tensor, code: torch.Tensor | None, state):
         """One decoder step for ``tokens [N]`` (inference, no dropout): the output ``[N, H]`` and the
         new state.
 
@@ -139,9 +165,9 @@ class SentenceVAE(nn.Module):
         than a call into ``nn.LSTM``'s fused kernel, and computes the same function.
         """
         x = self.embed(tokens)
-        if z is not None:
-            x = torch.cat([x, z], dim=-1)
-        h, c = self.initial_state(z, len(tokens)) if state is None else state
+        if code is not None:
+            x = torch.cat([x, code], dim=-1)
+        h, c = self.initial_state(code, len(tokens)) if state is None else state
         lstm = self.decoder
         gates = F.linear(x, lstm.weight_ih_l0, lstm.bias_ih_l0) + F.linear(h[0], lstm.weight_hh_l0, lstm.bias_hh_l0)
         i, f, g, o = gates.chunk(4, dim=-1)  # PyTorch's gate order
@@ -149,10 +175,10 @@ class SentenceVAE(nn.Module):
         h = torch.sigmoid(o) * torch.tanh(c)
         return h, (h.unsqueeze(0), c.unsqueeze(0))
 
-    def step(self, tokens: torch.Tensor, z: torch.Tensor | None, state, ranked: bool = False):
+    def step(self, tokens: torch.Tensor, code: torch.Tensor | None, state, ranked: bool = False):
         """One decoding step: next-piece log-probabilities ``[N, V]`` (see ``log_probs`` for
         ``ranked``) and the new state."""
-        h, state = self.cell(tokens, z, state)
+        h, state = self.cell(tokens, code, state)
         return self.log_probs(h, ranked), state
 
     def top_log_probs(self, hidden: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -176,14 +202,14 @@ class SentenceVAE(nn.Module):
         return best.values, ranks.gather(1, best.indices)
 
     # ---- likelihood ----------------------------------------------------------------------
-    def reconstruction(self, tokens: torch.Tensor, lengths: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
-        """``-log p(x|z)`` in nats per line ``[N]`` (for ``z [N, nz]`` or None for the LM)."""
+    def reconstruction(self, tokens: torch.Tensor, lengths: torch.Tensor, code: torch.Tensor | None) -> torch.Tensor:
+        """``-log p(x|z)`` in nats per line ``[N]`` for the decoder's ``code`` (None for the plain LM)."""
         inputs, targets = tokens[:, :-1], tokens[:, 1:]
         if self.training and self.config.word_dropout > 0:
             drop = torch.rand(inputs.shape, device=inputs.device) < self.config.word_dropout
             drop[:, 0] = False  # keep BOS
             inputs = inputs.masked_fill(drop, UNK)
-        out, _ = self.decode(inputs, z)
+        out, _ = self.decode(inputs, code)
         mask = torch.arange(targets.size(1), device=targets.device) < lengths.unsqueeze(1)
         nll = torch.zeros(targets.shape, device=targets.device)
         nll[mask] = -self.out(out[mask], self.rank_of[targets[mask]]).output  # real positions only

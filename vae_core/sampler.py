@@ -19,6 +19,7 @@ import torch
 
 from . import decoding
 from .checkpoint import SHIPPED, load_checkpoint
+from .data import conditions
 from .model import SentenceVAE, reparameterize
 from .tokenizer import Tokenizer
 
@@ -54,6 +55,11 @@ class Sampler:
     def max_len(self) -> int:
         return self.model.config.max_len
 
+    @property
+    def condition(self) -> str:
+        """What the model is conditioned on ("syllables"), or "" for none."""
+        return self.model.config.condition
+
     # ---- encoding ------------------------------------------------------------------------
     def _check_lines(self, lines) -> list[str]:
         if isinstance(lines, str):
@@ -76,11 +82,13 @@ class Sampler:
             empty = torch.empty(0, self.nz)
             return empty, empty.clone()
         ids = self.tokenizer.encode(lines)
+        cond = conditions(lines, self.condition)
         mus, logvars = [], []
         for start in range(0, len(ids), ENCODE_BATCH):
             tokens, lengths = self.tokenizer.batch(ids[start : start + ENCODE_BATCH])
             device = self.model.rank_of.device
-            mu, logvar = self.model.posterior(tokens.to(device), lengths.to(device))
+            part = cond[start : start + ENCODE_BATCH].to(device) if cond is not None else None
+            mu, logvar = self.model.posterior(tokens.to(device), lengths.to(device), part)
             mus.append(mu.cpu())
             logvars.append(logvar.cpu())
         return torch.cat(mus), torch.cat(logvars)
@@ -160,23 +168,46 @@ class Sampler:
         return z + noise * eps
 
     # ---- decoding ------------------------------------------------------------------------
-    def _prepare(self, z, max_len):
+    def _prepare(self, z, max_len, syllables):
+        """The decoder's code for ``z`` (with the condition), the number of rows and ``max_len``."""
         z = self.check_z(z)
         max_len = self.max_len if max_len is None else max_len
         _check_count("max_len", max_len, minimum=1, maximum=MAX_DECODE_LEN)
         device = self.model.rank_of.device
-        return (z.to(device) if self.nz > 0 else None), len(z), max_len
+        cond = self._condition(syllables, len(z))
+        code = self.model.code(z.to(device) if self.nz > 0 else None, cond.to(device) if cond is not None else None)
+        return code, len(z), max_len
+
+    def _condition(self, syllables, n: int) -> torch.Tensor | None:
+        """Requested syllable counts for ``n`` rows: one number for all, one per row, or None (a
+        conditioned model then gets the training lines' mean count)."""
+        if not self.condition:
+            if syllables is not None:
+                raise ValueError("this checkpoint is not conditioned on syllables")
+            return None
+        if syllables is None:
+            return torch.full((n,), float(round(self.model.config.cond_mean)))
+        try:
+            values = torch.as_tensor(syllables, dtype=torch.float32).reshape(-1)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise ValueError(f"syllables must be a count or one count per row, got {syllables!r}") from err
+        if len(values) == 1:
+            values = values.expand(n)
+        if len(values) != n or not torch.isfinite(values).all() or (values < 0).any() or (values > 100).any():
+            raise ValueError(f"syllables must be one count from 0 to 100 or one per row of z ({n}), got {syllables!r}")
+        return values
 
     def _texts(self, ids: torch.Tensor) -> list[str]:
         return [self.tokenizer.decode(row) for row in ids.tolist()]
 
-    def greedy(self, z, max_len: int | None = None) -> list[str]:
-        """The most likely piece at each step, one line per row of ``z``."""
-        z, n, max_len = self._prepare(z, max_len)
+    def greedy(self, z, max_len: int | None = None, syllables=None) -> list[str]:
+        """The most likely piece at each step, one line per row of ``z`` (``syllables``: the
+        requested counts for a conditioned model)."""
+        z, n, max_len = self._prepare(z, max_len, syllables)
         return self._texts(decoding.greedy(self.model, z, n, max_len))
 
     def sample(self, z, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-               seed: int | None = None, max_len: int | None = None) -> list[str]:
+               seed: int | None = None, max_len: int | None = None, syllables=None) -> list[str]:
         """Each piece drawn from the softmax at ``temperature``, optionally cut to ``top_k`` / ``top_p``."""
         if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature <= 0:
             raise ValueError(f"temperature must be a positive number, got {temperature!r}")
@@ -184,16 +215,17 @@ class Sampler:
             _check_count("top_k", top_k, minimum=1)
         if top_p is not None and not (isinstance(top_p, (int, float)) and 0 < top_p <= 1):
             raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
-        z, n, max_len = self._prepare(z, max_len)
+        z, n, max_len = self._prepare(z, max_len, syllables)
         ids = decoding.sample(self.model, z, n, max_len, temperature, top_k, top_p, _generator(seed))
         return self._texts(ids)
 
-    def beam(self, z, width: int = 4, max_len: int | None = None, length_penalty: float = 1.0) -> list[str]:
+    def beam(self, z, width: int = 4, max_len: int | None = None, length_penalty: float = 1.0,
+             syllables=None) -> list[str]:
         """Beam search with ``width`` hypotheses per row, length-normalised."""
         _check_count("width", width, minimum=1)
         if not isinstance(length_penalty, (int, float)) or not math.isfinite(length_penalty) or length_penalty < 0:
             raise ValueError(f"length_penalty must be a non-negative number, got {length_penalty!r}")
-        z, n, max_len = self._prepare(z, max_len)
+        z, n, max_len = self._prepare(z, max_len, syllables)
         return self._texts(decoding.beam(self.model, z, n, max_len, width, length_penalty))
 
     def decode(self, z, method: str = "greedy", **options) -> list[str]:

@@ -33,7 +33,8 @@ def opt(default, help: str, **extra):
     return field(default=default, metadata={"help": help, **extra})
 
 
-MODEL_FIELDS = {f.name for f in dataclasses.fields(ModelConfig)} - {"vocab_size", "cutoffs"}
+MODEL_FIELDS = {f.name for f in dataclasses.fields(ModelConfig)} - {"vocab_size", "cutoffs", "condition",
+                                                                     "cond_mean", "cond_std"}
 
 
 @dataclass
@@ -41,7 +42,10 @@ class TrainConfig:
     data: str = opt("data/poetry", "folder with train.txt (+ valid.txt, test.txt) or one file of lines")
     out: str = opt("checkpoints/my-model", "checkpoint directory to write")
     model: str = opt(
-        "vae", "vae: sentence VAE; lm: the same decoder without a latent (baseline)", choices=["vae", "lm"]
+        "vae",
+        "vae: sentence VAE; lm: the same decoder without a latent (baseline); "
+        "syllable-vae: the VAE with each line's syllable count given to encoder and decoder",
+        choices=["vae", "lm", "syllable-vae"],
     )
     # model size and regularisation (see vae_core.model.ModelConfig)
     emb_dim: int = opt(256, "piece embedding size")
@@ -85,10 +89,18 @@ class TrainConfig:
     device: str = opt("auto", "auto (CUDA when present), cpu or cuda")
     resume: bool = opt(False, "continue the run in --out from its last finished epoch")
 
-    def model_config(self) -> ModelConfig:
+    @property
+    def condition(self) -> str:
+        return "syllables" if self.model == "syllable-vae" else ""
+
+    def model_config(self, cond: torch.Tensor | None = None) -> ModelConfig:
+        """The model to build; ``cond`` (the training lines' conditions) sets its normalisation."""
         values = {name: getattr(self, name) for name in MODEL_FIELDS}
         if self.model == "lm":
             values.update(nz=0, bn_gamma=0.0, word_dropout=0.0)
+        if self.condition:
+            values.update(condition=self.condition, cond_mean=float(cond.mean()),
+                          cond_std=max(float(cond.std()), 1e-3))
         return ModelConfig(**values)
 
 
@@ -102,14 +114,16 @@ def kl_weight(cfg: TrainConfig, step: int, steps_per_epoch: int, total_steps: in
     return 1.0
 
 
-def batch_loss(model: SentenceVAE, tokens, lengths, beta: float, free_bits: float, autoencoder: bool = False):
-    """Mean loss per line and its parts: ``rec + beta * KL``, the KL floored per dimension."""
+def batch_loss(model: SentenceVAE, batch, beta: float, free_bits: float, autoencoder: bool = False):
+    """Mean loss per line of ``batch`` (tokens, lengths, conditions) and its parts: ``rec + beta * KL``,
+    the KL floored per dimension."""
+    tokens, lengths, cond = batch
     if model.is_lm:
-        rec = model.reconstruction(tokens, lengths, None).mean()
+        rec = model.reconstruction(tokens, lengths, model.code(None, cond)).mean()
         return rec, {"rec": rec.item(), "kl": 0.0}
-    mu, logvar = model.posterior(tokens, lengths)
+    mu, logvar = model.posterior(tokens, lengths, cond)
     z = mu if autoencoder else reparameterize(mu, logvar)[:, 0]
-    rec = model.reconstruction(tokens, lengths, z).mean()
+    rec = model.reconstruction(tokens, lengths, model.code(z, cond)).mean()
     kl = kl_per_dim(mu, logvar).mean(dim=0)
     kl_term = kl.clamp(min=free_bits).sum() if free_bits > 0 else kl.sum()
     loss = rec if autoencoder else rec + beta * kl_term
@@ -194,7 +208,8 @@ def load_data(cfg: TrainConfig, tokenizer: Tokenizer) -> tuple[Corpus, Corpus, l
         valid_lines = [train_lines[i] for i in perm[:held]]
         train_lines = [train_lines[i] for i in perm[held:]]
     test_lines = read_lines(paths["test"]) if "test" in paths else []
-    return Corpus.from_lines(train_lines, tokenizer), Corpus.from_lines(valid_lines, tokenizer), test_lines
+    train_set, valid_set = (Corpus.from_lines(lines, tokenizer, cfg.condition) for lines in (train_lines, valid_lines))
+    return train_set, valid_set, test_lines
 
 
 def train_epoch(run: Run, corpus: Corpus, deadline: float, generator: torch.Generator) -> dict:
@@ -212,8 +227,7 @@ def train_epoch(run: Run, corpus: Corpus, deadline: float, generator: torch.Gene
         beta = 0.0 if autoencoder else kl_weight(cfg, run.step, steps_per_epoch, total_steps)
         if run.aggressive:
             encoder_burst(run, corpus, beta, generator)
-        tokens, lengths = (t.to(run.device) for t in corpus.batch(index))
-        loss, parts = batch_loss(model, tokens, lengths, beta, cfg.free_bits, autoencoder)
+        loss, parts = batch_loss(model, corpus.batch(index), beta, cfg.free_bits, autoencoder)
         for opt in run.optimizers:
             opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -238,8 +252,7 @@ def encoder_burst(run: Run, corpus: Corpus, beta: float, generator: torch.Genera
     best, since_best = math.inf, 0
     for _ in range(cfg.aggressive_steps):
         index = torch.randint(len(corpus), (cfg.batch_size,), generator=generator)
-        tokens, lengths = (t.to(run.device) for t in corpus.batch(index))
-        loss, _ = batch_loss(model, tokens, lengths, beta, cfg.free_bits)
+        loss, _ = batch_loss(model, corpus.batch(index), beta, cfg.free_bits)
         for opt in run.optimizers:
             opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -266,14 +279,14 @@ def train(cfg: TrainConfig) -> Path:
     train_set, valid_set, test_lines = load_data(cfg, tokenizer)
     print(f"data: {len(train_set)} training lines, {len(valid_set)} validation, {len(test_lines)} test", flush=True)
 
-    model = SentenceVAE(cfg.model_config())
+    model = SentenceVAE(cfg.model_config(train_set.cond))
     model.set_piece_order(train_set.piece_counts(model.config.vocab_size))
     model.to(device)
     run = Run(cfg, model, device)
     if cfg.resume:
         if not (out / "resume" / "state.json").is_file():
             raise ValueError(f"--resume: no resumable run in {out} (missing resume/state.json)")
-        saved = TrainConfig(**ckpt.read_json(out / "resume" / "state.json")["config"]).model_config()
+        saved = TrainConfig(**ckpt.read_json(out / "resume" / "state.json")["config"]).model_config(train_set.cond)
         if saved != model.config:
             raise ValueError(f"--resume: the model options differ from the run in {out} ({saved})")
         run.restore(out)
@@ -282,8 +295,7 @@ def train(cfg: TrainConfig) -> Path:
         raise ValueError(f"{out} already holds a checkpoint: choose another --out or pass --resume")
     ckpt.copy_tokenizer(tokenizer_dir, out)
 
-    valid_dev = Corpus(valid_set.tokens.to(device), valid_set.lengths.to(device))
-    train_dev = Corpus(train_set.tokens.to(device), train_set.lengths.to(device))
+    valid_dev, train_dev = valid_set.to(device), train_set.to(device)
     deadline = time.monotonic() + (cfg.time_budget * 60 - run.seconds if cfg.time_budget else math.inf)
     while run.epoch < cfg.epochs and time.monotonic() < deadline:
         started = time.monotonic()

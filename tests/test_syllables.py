@@ -1,0 +1,72 @@
+"""Syllable counts and the VAE conditioned on them."""
+
+import pytest
+import torch
+
+from vae_core import syllables
+from vae_core.evaluate import evaluate
+
+
+def test_lines_are_counted_from_the_dictionary():
+    assert syllables.count("i wandered lonely as a cloud") == 8
+    assert syllables.count("Shall I compare thee to a summer's day?") == 10
+    assert syllables.count("") == 0 and syllables.count("123 -- !!") == 0
+
+
+def test_unknown_words_are_counted_by_rule():
+    assert syllables.count("o'er the hills belov'd") == 5  # neither elision is in the dictionary
+    assert [syllables.rule_syllables(w) for w in ("stone", "table", "walked", "wanted", "xyz")] == [1, 2, 1, 2, 1]
+
+
+def test_the_conditioned_model_records_its_condition(tiny_syllable_vae, data_dir):
+    config = tiny_syllable_vae.model.config
+    counts = [syllables.count(line) for line in (data_dir / "train.txt").read_text().splitlines()]
+    assert tiny_syllable_vae.condition == "syllables"
+    assert config.cond_mean == pytest.approx(sum(counts) / len(counts))
+    assert config.cond_std > 0
+
+
+def test_decoding_takes_requested_syllable_counts(tiny_syllable_vae):
+    vae = tiny_syllable_vae
+    z = vae.prior(16, seed=0)
+    short, long = vae.greedy(z, syllables=3), vae.greedy(z, syllables=14)
+    assert len(short) == len(long) == 16 and short != long  # the condition reaches the decoder
+    per_row = vae.beam(z[:2], width=2, syllables=[3, 14])
+    assert per_row == [vae.beam(z[:1], width=2, syllables=3)[0], vae.beam(z[1:2], width=2, syllables=14)[0]]
+    assert len(vae.sample(z, syllables=8, seed=0)) == 16 and len(vae.greedy(z)) == 16  # default: mean count
+
+
+def test_the_encoder_sees_the_line_s_own_count(tiny_syllable_vae):
+    mu = tiny_syllable_vae.mu(["the sea", "the sea is calm tonight and all is well"])
+    assert mu.shape == (2, tiny_syllable_vae.nz)
+
+
+@pytest.mark.parametrize("bad", [-1, 1000, float("nan"), [3, 4, 5], "ten"])
+def test_bad_syllable_counts_are_clear_errors(tiny_syllable_vae, bad):
+    with pytest.raises(ValueError):
+        tiny_syllable_vae.greedy(tiny_syllable_vae.prior(2, seed=0), syllables=bad)
+
+
+def test_an_unconditioned_model_refuses_syllables(vae):
+    with pytest.raises(ValueError, match="not conditioned"):
+        vae.greedy(vae.prior(1, seed=0), syllables=8)
+
+
+def test_the_conditioned_model_is_evaluated(tiny_syllable_vae, data_dir):
+    lines = (data_dir / "test.txt").read_text().splitlines()[:20]
+    result = evaluate(tiny_syllable_vae.directory, lines, iw_samples=3)
+    assert result["iw_nll"] > 0 and 0 <= result["recon_f1"] <= 1
+    assert torch.isfinite(torch.tensor(result["elbo"]))
+
+
+def test_a_conditioned_run_resumes(data_dir, tmp_path):
+    from vae_core import checkpoint as ckpt
+    from vae_core.train import TrainConfig, train
+
+    from .conftest import TINY
+
+    base = dict(data=str(data_dir), out=str(tmp_path / "run"), model="syllable-vae", max_lines=100,
+                **{**TINY, "card_iw_samples": 0})
+    train(TrainConfig(epochs=1, **base))
+    train(TrainConfig(epochs=2, resume=True, **base))
+    assert [r["epoch"] for r in ckpt.read_metrics(tmp_path / "run")] == [1, 2]
