@@ -70,3 +70,15 @@ def test_a_conditioned_run_resumes(data_dir, tmp_path):
     train(TrainConfig(epochs=1, **base))
     train(TrainConfig(epochs=2, resume=True, **base))
     assert [r["epoch"] for r in ckpt.read_metrics(tmp_path / "run")] == [1, 2]
+
+
+def test_the_card_reports_syllable_control(tiny_syllable_vae, tiny_checkpoint, data_dir):
+    from vae_core.card import write_card
+
+    lines = (data_dir / "test.txt").read_text().splitlines()
+    evaluation = write_card(tiny_syllable_vae.directory, lines, iw_samples=2, unconditioned=tiny_checkpoint)
+    control = evaluation["syllables"]
+    assert control["n_lines"] == len(lines) and control["unconditioned"] == str(tiny_checkpoint)
+    assert control["mae"] >= 0 and control["mae_unconditioned"] >= 0
+    card = (tiny_syllable_vae.directory / "README.md").read_text()
+    assert "## Syllable control" in card and "conditioned on syllables" in card

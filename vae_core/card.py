@@ -14,8 +14,9 @@ import sys
 from pathlib import Path
 
 from . import checkpoint as ckpt
+from . import syllables
 from .data import read_lines
-from .evaluate import evaluate
+from .evaluate import evaluate, syllable_error
 from .sampler import load
 
 BARS = {  # the shipped model's acceptance bar on the test split
@@ -25,6 +26,7 @@ BARS = {  # the shipped model's acceptance bar on the test split
 }
 IW_NLL_SLACK = 1.03  # iw_nll may be at most 3% above the LM baseline's NLL
 SEED = 0
+SYLLABLE_LINES = 500  # requested counts (those of the first test lines) for the syllable-control figure
 
 
 def fmt(value) -> str:
@@ -73,6 +75,8 @@ def render(directory: Path, config: dict, evaluation: dict, lines: dict) -> str:
     train, model = config.get("train", {}), config["model"]
     test, baseline = evaluation.get("test"), evaluation.get("baseline")
     kind = "plain LSTM language model (baseline)" if model["nz"] == 0 else "sentence VAE"
+    if model.get("condition"):
+        kind += f" conditioned on {model['condition']}"
     parts = [
         f"# {directory.name}: {kind}",
         f"Trained with `python -m vae_core.train` on `{train.get('data', '?')}` "
@@ -94,6 +98,14 @@ def render(directory: Path, config: dict, evaluation: dict, lines: dict) -> str:
                   f"`{baseline['checkpoint']}`: the same decoder without a latent, trained on the same data "
                   "(its model card has the settings).",
                   _table([(k, v) for k, v in baseline.items() if k != "checkpoint"], ("metric", "value"))]
+    control = evaluation.get("syllables")
+    if control:
+        parts += ["## Syllable control",
+                  f"Beam 4 from {control['n_lines']} prior codes, each asked for the syllable count of a test line; "
+                  "mean absolute error between requested and produced counts (CMU dictionary, rule for unknown "
+                  f"words), against the unconditioned model `{control['unconditioned']}` decoding the same codes.",
+                  _table([("this model", control["mae"]), ("unconditioned", control["mae_unconditioned"])],
+                         ("model", "syllable MAE"))]
     if test and model["nz"] > 0:
         checks = bar_checks(test, baseline)
         parts += ["## Acceptance bar", _table([(c, v, "yes" if ok else "NO") for c, v, ok in checks],
@@ -111,9 +123,10 @@ def render(directory: Path, config: dict, evaluation: dict, lines: dict) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def write_card(directory, test_lines: list[str], iw_samples: int = 100, baseline=None) -> dict:
+def write_card(directory, test_lines: list[str], iw_samples: int = 100, baseline=None, unconditioned=None) -> dict:
     """Evaluate on ``test_lines`` (and the baseline LM, if given), write ``evaluation.json`` and
-    ``README.md``; returns the evaluation."""
+    ``README.md``; returns the evaluation. A syllable-conditioned model is also measured on how well
+    it obeys requested counts, against ``unconditioned`` (default: the shipped model)."""
     directory = Path(directory)
     config = ckpt.read_json(directory / "config.json")
     evaluation: dict = {}
@@ -124,6 +137,14 @@ def write_card(directory, test_lines: list[str], iw_samples: int = 100, baseline
             evaluation["baseline"] = {"checkpoint": str(baseline), **evaluate(baseline, test_lines)}
         except ValueError as err:
             print(f"warning: baseline {baseline} not evaluated: {err}", file=sys.stderr)
+    if config["model"].get("condition") and test_lines:
+        reference = Path(unconditioned) if unconditioned is not None else ckpt.SHIPPED
+        requested = [syllables.count(line) for line in test_lines[:SYLLABLE_LINES]]
+        evaluation["syllables"] = {
+            "n_lines": len(requested), "unconditioned": str(reference),
+            "mae": syllable_error(load(directory), requested, SEED),
+            "mae_unconditioned": syllable_error(load(reference), requested, SEED),
+        }
     ckpt.write_json(directory / "evaluation.json", evaluation)
     ckpt.write_text(directory / "README.md", render(directory, config, evaluation, samples(directory, test_lines)))
     return evaluation
@@ -136,10 +157,13 @@ def main(argv=None) -> int:
     parser.add_argument("--test", default=None, help="file of test lines (metrics and samples come from it)")
     parser.add_argument("--baseline", default=None, help="LM checkpoint to compare with")
     parser.add_argument("--iw-samples", type=int, default=100, help="importance samples per line for iw_nll")
+    parser.add_argument("--unconditioned", default=None,
+                        help="for a syllable-conditioned model: the unconditioned model to compare its syllable "
+                             "control with (default: the shipped model)")
     args = parser.parse_args(argv)
     try:
         lines = read_lines(args.test) if args.test else []
-        evaluation = write_card(args.checkpoint, lines, args.iw_samples, args.baseline)
+        evaluation = write_card(args.checkpoint, lines, args.iw_samples, args.baseline, args.unconditioned)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -20,6 +20,7 @@ import torch
 
 from .data import Corpus, read_lines
 from .model import SentenceVAE, kl_per_dim, log_normal, reparameterize
+from .syllables import count
 
 ACTIVE_THRESHOLD = 0.01  # a unit is active when Var_x E[z|x] is at least this
 
@@ -122,6 +123,15 @@ def unigram_f1(reference: str, hypothesis: str) -> float:
         return 0.0
     precision, recall = overlap / sum(hyp.values()), overlap / sum(ref.values())
     return 2 * precision * recall / (precision + recall)
+
+
+def syllable_error(sampler, requested: list[int], seed: int = 0) -> float:
+    """How well decoded lines obey requested syllable counts: the mean absolute difference between
+    ``requested`` and the counts of the lines decoded (beam 4) from as many prior codes. An
+    unconditioned model decodes the same codes and simply ignores the request (the reference)."""
+    z = sampler.prior(len(requested), seed=seed)
+    lines = sampler.beam(z, width=4, syllables=requested if sampler.condition else None)
+    return sum(abs(count(line) - n) for line, n in zip(lines, requested)) / max(len(requested), 1)
 
 
 def evaluate(directory, lines: list[str], iw_samples: int = 100, seed: int = 0, batch_size: int = 64) -> dict:
