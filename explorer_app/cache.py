@@ -9,7 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 import vae_core
-from vae_core.checkpoint import SHIPPED
+from vae_core.checkpoint import SHIPPED, CheckpointError, read_json
 from vae_core.model import kl_per_dim
 from vae_core.projection import Projection
 
@@ -19,6 +19,14 @@ CHECKPOINTS = Path(os.environ.get("LATENT_VERSE_CHECKPOINTS", SHIPPED.parent))  
 def checkpoint_names() -> list[str]:
     """Every directory under ``checkpoints/`` that looks like a checkpoint (has a config.json)."""
     return sorted(p.name for p in CHECKPOINTS.iterdir() if (p / "config.json").is_file())
+
+
+def condition(name: str) -> str:
+    """What a checkpoint's model is conditioned on ("" for none, or when its config is unreadable)."""
+    try:
+        return read_json(CHECKPOINTS / name / "config.json")["model"].get("condition", "")
+    except (CheckpointError, KeyError, TypeError, AttributeError):
+        return ""
 
 
 @st.cache_resource(show_spinner="Loading the model…")

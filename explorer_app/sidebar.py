@@ -21,10 +21,13 @@ class Settings:
     max_len: int
     seed: int
     use_mean: bool
+    syllables: int | None  # requested syllables per line (None unless the model is conditioned on them)
 
     def decode_options(self, seed_offset: int = 0) -> dict:
         """Keyword arguments for ``Sampler.decode`` with this method."""
         options = {"max_len": self.max_len}
+        if self.syllables is not None:
+            options["syllables"] = self.syllables
         if self.method == "sample":
             options.update(temperature=self.temperature, top_p=self.top_p, seed=self.seed + seed_offset)
         elif self.method == "beam":
@@ -49,6 +52,10 @@ def render() -> Settings:
     sidebar.slider("Top-p (nucleus)", 0.05, 1.0, step=0.05, key="settings.top_p", disabled=method != "sample")
     sidebar.slider("Beam width", 1, 12, key="settings.width", disabled=method != "beam")
     sidebar.slider("Maximum length (pieces)", 4, 64, key="settings.max_len")
+    conditioned = cache.condition(st.session_state["settings.checkpoint"]) == "syllables"
+    sidebar.slider("Syllables per line", 1, 20, key="settings.syllables", disabled=not conditioned,
+                   help="Steers every decoded line of a model conditioned on syllable counts (checkpoints "
+                        "trained with --model syllable-vae); other models ignore it")
     sidebar.number_input("Random seed", 0, 2**31 - 1, step=1, key="settings.seed")
     sidebar.radio("Encode lines by", ["mean", "sample"], key="settings.encode", horizontal=True,
                   format_func={"mean": "posterior mean", "sample": "posterior sample"}.get)
@@ -62,4 +69,5 @@ def render() -> Settings:
         sidebar.button("Clear the walk", key="walk.clear", on_click=walk.clear)
     s = st.session_state
     return Settings(s["settings.checkpoint"], method, s["settings.temperature"], s["settings.top_p"],
-                    s["settings.width"], s["settings.max_len"], int(s["settings.seed"]), s["settings.encode"] == "mean")
+                    s["settings.width"], s["settings.max_len"], int(s["settings.seed"]), s["settings.encode"] == "mean",
+                    s["settings.syllables"] if conditioned else None)

@@ -17,6 +17,7 @@ DEFAULTS = {
     "settings.max_len": 32,
     "settings.seed": 0,
     "settings.encode": "mean",
+    "settings.syllables": 8,
     "lines.text": "the sea is calm tonight\ni wandered lonely as a cloud\nbecause i could not stop for death",
     "interp.a": "the sea is calm tonight",
     "interp.b": "i wandered lonely as a cloud",

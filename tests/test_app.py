@@ -171,3 +171,21 @@ def test_breadcrumbs_walk_back_to_a_line(app):
     assert at.session_state["walk"] == ["o rose thou art sick", "the woods are lovely dark and deep"]
     at.button(key="walk.clear").click().run()
     assert at.session_state["walk"] == []
+
+
+def test_a_syllable_conditioned_model_gets_a_syllable_slider(tiny_syllable_vae, tmp_path, monkeypatch):
+    (tmp_path / "poetry").symlink_to(ckpt.SHIPPED, target_is_directory=True)
+    (tmp_path / "syllables").symlink_to(tiny_syllable_vae.directory, target_is_directory=True)
+    monkeypatch.setenv("LATENT_VERSE_CHECKPOINTS", str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    assert at.slider(key="settings.syllables").disabled  # the shipped model is not conditioned
+    at.selectbox(key="settings.checkpoint").set_value("syllables").run()
+    no_exceptions(at)
+    assert not at.slider(key="settings.syllables").disabled
+    at.radio(key="settings.method").set_value("greedy").run()
+    recon = {}
+    for n in (3, 14):
+        at.slider(key="settings.syllables").set_value(n).run()
+        no_exceptions(at)
+        recon[n] = list(frames(at)[0]["reconstruction"])
+    assert recon[3] != recon[14]  # the slider steers the decoded lines
