@@ -24,15 +24,16 @@ st.set_page_config(page_title="Latent Verse", page_icon="🪶", layout="wide")
 state.init()
 settings = sidebar.render()
 try:
-    vae = cache.load_sampler(settings.checkpoint)
+    path = cache.checkpoint_path(settings.checkpoint)
+    vae = cache.load_sampler(path)
 except CheckpointError as err:
     st.error(f"Checkpoint '{settings.checkpoint}' cannot be used: {err}. Pick another one in the sidebar.")
     st.stop()
 try:
-    projection = cache.load_projection(settings.checkpoint)
+    projection = cache.load_projection(path)
 except CheckpointError:
     projection = None
-ctx = Context(settings.checkpoint, vae, projection, settings)
+ctx = Context(settings.checkpoint, path, vae, projection, settings)
 
 work, side = st.columns([3, 2], gap="large")
 layers = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -15,7 +16,7 @@ from .widgets import Context
 
 
 def render(ctx: Context) -> list[dict]:
-    directory = cache.checkpoint_dir(ctx.name)
+    directory = Path(ctx.path)
     evaluation_file = directory / "evaluation.json"
     if evaluation_file.is_file():
         evaluation = json.loads(evaluation_file.read_text(encoding="utf-8"))
@@ -37,7 +38,7 @@ def render(ctx: Context) -> list[dict]:
         st.plotly_chart(charts.training_curves(metrics), width="stretch", key="model.curves")
     if ctx.projection is not None and ctx.vae.nz > 0:
         st.subheader("KL per latent dimension")
-        st.plotly_chart(charts.kl_per_dimension(cache.kl_per_dimension(ctx.name)), width="stretch",
+        st.plotly_chart(charts.kl_per_dimension(cache.kl_per_dimension(ctx.path)), width="stretch",
                         key="model.kl")
     card = directory / "README.md"
     if card.is_file():

@@ -52,7 +52,7 @@ def render() -> Settings:
     sidebar.slider("Top-p (nucleus)", 0.05, 1.0, step=0.05, key="settings.top_p", disabled=method != "sample")
     sidebar.slider("Beam width", 1, 12, key="settings.width", disabled=method != "beam")
     sidebar.slider("Maximum length (pieces)", 4, 64, key="settings.max_len")
-    conditioned = cache.condition(st.session_state["settings.checkpoint"]) == "syllables"
+    conditioned = cache.condition(cache.checkpoint_path(st.session_state["settings.checkpoint"])) == "syllables"
     sidebar.slider("Syllables per line", 1, 20, key="settings.syllables", disabled=not conditioned,
                    help="Steers every decoded line of a model conditioned on syllable counts (checkpoints "
                         "trained with --model syllable-vae); other models ignore it")

@@ -18,23 +18,24 @@ from .sidebar import Settings
 @dataclass
 class Context:
     name: str  # checkpoint directory name under checkpoints/
+    path: str  # its resolved directory (the cache key)
     vae: Sampler
     projection: Projection | None  # None when the checkpoint has no map
     settings: Settings
 
     def encode(self, lines: list[str]):
         s = self.settings
-        return cache.encode(self.name, tuple(lines), s.use_mean, s.seed)
+        return cache.encode(self.path, tuple(lines), s.use_mean, s.seed)
 
     def decode(self, z, seed_offset: int = 0) -> list[str]:
         options = self.settings.decode_options(seed_offset)
         z = np.asarray(z, dtype=np.float32)  # hashable for the cache
-        return cache.decode(self.name, z, self.settings.method, tuple(sorted(options.items())))
+        return cache.decode(self.path, z, self.settings.method, tuple(sorted(options.items())))
 
     def recall(self, lines: list[str]) -> tuple[list[str], list[float]]:
         if self.projection is None:
             return [""] * len(lines), [float("nan")] * len(lines)
-        return cache.recall(self.name, tuple(lines))
+        return cache.recall(self.path, tuple(lines))
 
     def place(self, z):
         """Map coordinates for codes (None without a map)."""
