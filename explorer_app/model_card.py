@@ -26,12 +26,20 @@ def render(ctx: Context) -> list[dict]:
             rows = [(k, fmt(v), fmt((baseline or {}).get({"iw_nll": "nll"}.get(k, k), ""))) for k, v in test.items()]
             st.dataframe(pd.DataFrame(rows, columns=["metric", "this model", "LM baseline"]),
                          hide_index=True, width="stretch")
-            if test.get("nz", 0) > 0:
+            if test.get("nz", 0) > 0 and baseline:
                 st.caption("Acceptance bar for the shipped model")
                 checks = [(criterion, value, "met" if ok else "not met")
                           for criterion, value, ok in bar_checks(test, baseline)]
                 st.dataframe(pd.DataFrame(checks, columns=["criterion", "observed", ""]), hide_index=True,
                              width="stretch")
+        control = evaluation.get("syllables")
+        if control:
+            st.subheader("Syllable control")
+            st.caption(f"Mean absolute error between requested and produced syllable counts, beam 4 from "
+                       f"{control['n_lines']} prior codes, beside the unconditioned model decoding the same codes.")
+            st.dataframe(pd.DataFrame([("this model", fmt(control["mae"])),
+                                       (control["unconditioned"], fmt(control["mae_unconditioned"]))],
+                                      columns=["model", "syllable MAE"]), hide_index=True, width="stretch")
     metrics = read_metrics(directory)
     if metrics:
         st.subheader("Training")

@@ -189,3 +189,4 @@ def test_a_syllable_conditioned_model_gets_a_syllable_slider(tiny_syllable_vae, 
         no_exceptions(at)
         recon[n] = list(frames(at)[0]["reconstruction"])
     assert recon[3] != recon[14]  # the slider steers the decoded lines
+    assert any("Syllable control" in s.value for s in at.subheader)  # from the model card's evaluation
