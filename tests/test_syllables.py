@@ -6,6 +6,8 @@ import torch
 from vae_core import syllables
 from vae_core.evaluate import evaluate
 
+from .conftest import ROOT
+
 
 def test_lines_are_counted_from_the_dictionary():
     assert syllables.count("i wandered lonely as a cloud") == 8
@@ -82,3 +84,19 @@ def test_the_card_reports_syllable_control(tiny_syllable_vae, tiny_checkpoint, d
     assert control["mae"] >= 0 and control["mae_unconditioned"] >= 0
     card = (tiny_syllable_vae.directory / "README.md").read_text()
     assert "## Syllable control" in card and "conditioned on syllables" in card
+
+
+SHIPPED_SYLLABLES = ROOT / "checkpoints" / "poetry-syllables"
+
+
+def test_the_shipped_syllable_model_follows_the_requested_count():
+    import vae_core
+    from vae_core import checkpoint as ckpt
+
+    control = ckpt.read_json(SHIPPED_SYLLABLES / "evaluation.json")["syllables"]
+    assert control["mae"] < control["mae_unconditioned"]  # recorded on 500 prior codes
+    vae = vae_core.load(SHIPPED_SYLLABLES)
+    z = vae.prior(40, seed=0)
+    counts = {n: [syllables.count(line) for line in vae.beam(z, syllables=n)] for n in (5, 12)}
+    assert sum(counts[12]) / 40 - sum(counts[5]) / 40 > 4  # the same codes, longer lines on request
+    assert all(line.strip() for line in vae.beam(z, syllables=8))

@@ -139,9 +139,11 @@ def write_card(directory, test_lines: list[str], iw_samples: int = 100, baseline
             print(f"warning: baseline {baseline} not evaluated: {err}", file=sys.stderr)
     if config["model"].get("condition") and test_lines:
         reference = Path(unconditioned) if unconditioned is not None else ckpt.SHIPPED
+        shown = reference.resolve().relative_to(Path.cwd()) if reference.resolve().is_relative_to(Path.cwd()) \
+            else reference
         requested = [syllables.count(line) for line in test_lines[:SYLLABLE_LINES]]
         evaluation["syllables"] = {
-            "n_lines": len(requested), "unconditioned": str(reference),
+            "n_lines": len(requested), "unconditioned": str(shown),
             "mae": syllable_error(load(directory), requested, SEED),
             "mae_unconditioned": syllable_error(load(reference), requested, SEED),
         }
