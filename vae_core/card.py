@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -139,8 +140,7 @@ def write_card(directory, test_lines: list[str], iw_samples: int = 100, baseline
             print(f"warning: baseline {baseline} not evaluated: {err}", file=sys.stderr)
     if config["model"].get("condition") and test_lines:
         reference = Path(unconditioned) if unconditioned is not None else ckpt.SHIPPED
-        shown = reference.resolve().relative_to(Path.cwd()) if reference.resolve().is_relative_to(Path.cwd()) \
-            else reference
+        shown = os.path.relpath(reference) if reference.resolve().is_relative_to(Path.cwd()) else reference
         requested = [syllables.count(line) for line in test_lines[:SYLLABLE_LINES]]
         evaluation["syllables"] = {
             "n_lines": len(requested), "unconditioned": str(shown),

@@ -1,7 +1,8 @@
 """Batched decoding from latent codes: greedy search, temperature sampling, beam search.
 
-Every function decodes all rows of ``z [N, nz]`` at once (``z=None`` with ``n`` rows for the plain
-LM) and returns piece ids ``[N, T]``, each row ending in EOS or cut at ``max_len`` (rows that
+Every function decodes all rows of the decoder's code ``z [N, code_dim]`` at once (z, with the
+condition appended for a conditioned model, see ``SentenceVAE.code``; ``z=None`` with ``n`` rows
+for the plain LM) and returns piece ids ``[N, T]``, each row ending in EOS or cut at ``max_len`` (rows that
 finish early are padded with EOS).
 """
 
@@ -30,7 +31,7 @@ def _decode(model: SentenceVAE, z, n: int, max_len: int, pick: Callable[[torch.T
     tokens = torch.full((n,), BOS, dtype=torch.long, device=device)
     state, steps = None, 0
     for t in range(max_len):
-        log_probs, state = model.step(tokens, None if z is None else z[live], state, ranked)
+        log_probs, state = model.step(tokens, z, state, ranked)
         tokens = pick(log_probs)
         if ranked:
             tokens = piece_of[tokens]
@@ -41,6 +42,7 @@ def _decode(model: SentenceVAE, z, n: int, max_len: int, pick: Callable[[torch.T
             live, tokens, state = live[going], tokens[going], tuple(s[:, going] for s in state)
             if len(live) == 0:
                 break
+            z = z[going] if z is not None else None
     return out[:, :steps]
 
 
