@@ -88,6 +88,7 @@ class TrainConfig:
     threads: int = opt(0, "CPU threads for torch (0 = torch's default)")
     device: str = opt("auto", "auto (CUDA when present), cpu or cuda")
     resume: bool = opt(False, "continue the run in --out from its last finished epoch")
+    init: str = opt("", "start from the weights of this checkpoint (same sizes; fine-tuning, e.g. to a new --bn-gamma)")
 
     @property
     def condition(self) -> str:
@@ -293,6 +294,12 @@ def train(cfg: TrainConfig) -> Path:
         print(f"resumed after epoch {run.epoch}", flush=True)
     elif (out / "config.json").exists():
         raise ValueError(f"{out} already holds a checkpoint: choose another --out or pass --resume")
+    elif cfg.init:
+        source, _ = ckpt.build_model(Path(cfg.init))
+        try:
+            model.load_state_dict(source.state_dict())
+        except RuntimeError as err:
+            raise ValueError(f"--init: {cfg.init} does not fit the model options: {err}") from err
     ckpt.copy_tokenizer(tokenizer_dir, out)
 
     valid_dev, train_dev = valid_set.to(device), train_set.to(device)
