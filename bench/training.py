@@ -26,7 +26,7 @@ from torch import nn  # noqa: E402
 
 from vae_core import checkpoint as ckpt  # noqa: E402
 from vae_core.data import Corpus, read_lines  # noqa: E402
-from vae_core.model import ModelConfig, SentenceVAE, kl_per_dim, reparameterize  # noqa: E402
+from vae_core.model import ModelConfig, SentenceVAE  # noqa: E402
 from vae_core.tokenizer import Tokenizer  # noqa: E402
 from vae_core.train import TrainConfig, train  # noqa: E402
 
@@ -58,9 +58,8 @@ def throughput(model, corpus: Corpus, batches: list[torch.Tensor]) -> tuple[floa
         if i == 3:  # the first steps warm up the allocator and kernels
             start, lines, pieces = time.perf_counter(), 0, 0
         tokens, lengths, _ = corpus.batch(index)
-        mu, logvar = model.posterior(tokens, lengths)
-        z = reparameterize(mu, logvar)[:, 0]
-        loss = (model.reconstruction(tokens, lengths, z) + kl_per_dim(mu, logvar).sum(1)).mean()
+        q = model.posterior(tokens, lengths)
+        loss = (model.reconstruction(tokens, lengths, q.sample()[:, 0]) + q.kl().sum(1)).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -10,7 +10,6 @@ import streamlit as st
 
 import vae_core
 from vae_core.checkpoint import SHIPPED, CheckpointError, read_json
-from vae_core.model import kl_per_dim
 from vae_core.projection import Projection
 
 
@@ -71,5 +70,4 @@ def recall(path: str, lines: tuple[str, ...]) -> tuple[list[str], list[float]]:
 @st.cache_resource(show_spinner=False)
 def kl_per_dimension(path: str):
     """Mean KL of each latent dimension over the map's first 300 corpus lines."""
-    mu, logvar = load_sampler(path).posterior(load_projection(path).lines[:300])
-    return kl_per_dim(mu, logvar).mean(dim=0)
+    return load_sampler(path).posterior(load_projection(path).lines[:300]).kl().mean(dim=0)

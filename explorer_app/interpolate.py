@@ -7,7 +7,7 @@ import streamlit as st
 
 from vae_core.sampler import INTERPOLATIONS, first_appearances
 
-from .widgets import Context, results_table
+from .widgets import Context, keep, results_table
 
 SLIDER_STEPS = 100  # resolution of the live slider
 
@@ -34,18 +34,25 @@ def render(ctx: Context) -> list[dict]:
         return []
     c1, c2, c3 = st.columns(3)
     c1.number_input("Steps", 1, 50, key="interp.steps")
-    c2.radio("Path", INTERPOLATIONS, key="interp.method", horizontal=True,
-             help="linear: a straight line; slerp: along the sphere, keeping codes as far from the origin "
-                  "as real ones")
+    if ctx.vae.bits:
+        keep("interp.method")
+        method = "linear"
+        c2.caption("Path: linear between the two lines' bit probabilities; a bit flips where its "
+                   "probability crosses ½.")
+    else:
+        c2.radio("Path", INTERPOLATIONS, key="interp.method", horizontal=True,
+                 help="linear: a straight line; slerp: along the sphere, keeping codes as far from the origin "
+                      "as real ones")
+        method = st.session_state["interp.method"]
     c3.toggle("Distinct lines only", key="interp.distinct")
     z, _, _ = ctx.encode([a, b])
-    fine = ctx.vae.interpolate(z[0], z[1], SLIDER_STEPS, st.session_state["interp.method"])
+    fine = ctx.vae.interpolate(z[0], z[1], SLIDER_STEPS, method)
     st.slider("Position between the two lines", 0.0, 1.0, step=1 / SLIDER_STEPS, key="interp.t")
     here = fine[round(st.session_state["interp.t"] * SLIDER_STEPS)]
     st.markdown(f"> ### {ctx.decode(here.unsqueeze(0))[0] or '(empty line)'}")
 
     steps = int(st.session_state["interp.steps"])
-    path = ctx.vae.interpolate(z[0], z[1], steps, st.session_state["interp.method"])
+    path = ctx.vae.interpolate(z[0], z[1], steps, method)
     decoded = ctx.decode(path)
     rows = first_appearances(decoded) if st.session_state["interp.distinct"] else list(enumerate(decoded))
     nearest, distance = ctx.recall([line for _, line in rows])

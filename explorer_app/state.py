@@ -27,6 +27,7 @@ DEFAULTS = {
     "interp.distinct": False,
     "neigh.source": "the sea is calm tonight",
     "neigh.noise": 0.5,
+    "neigh.flip": 0.1,
     "neigh.count": 16,
     "neigh.by_std": False,
     "sample.count": 12,

@@ -54,6 +54,15 @@ def shipped():
 
 
 @pytest.fixture(scope="session")
+def bits_vae(tmp_path_factory, data_dir):
+    """A tiny VAE with a code of 8 bits (score-function gradients)."""
+    import vae_core
+
+    out = tmp_path_factory.mktemp("ckpt") / "tiny-bits"
+    return vae_core.load(train(TrainConfig(data=str(data_dir), out=str(out), model="bernoulli-vae", epochs=4, **TINY)))
+
+
+@pytest.fixture(scope="session")
 def tiny_syllable_vae(tmp_path_factory, data_dir):
     """A tiny VAE conditioned on each line's syllable count."""
     import vae_core

@@ -190,3 +190,27 @@ def test_a_syllable_conditioned_model_gets_a_syllable_slider(tiny_syllable_vae, 
         recon[n] = list(frames(at)[0]["reconstruction"])
     assert recon[3] != recon[14]  # the slider steers the decoded lines
     assert any("Syllable control" in s.value for s in at.subheader)  # from the model card's evaluation
+
+
+def test_a_bit_vector_model_flips_bits(bits_vae, tmp_path, monkeypatch):
+    (tmp_path / "bits").symlink_to(bits_vae.directory, target_is_directory=True)
+    monkeypatch.setenv("LATENT_VERSE_CHECKPOINTS", str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    no_exceptions(at)
+    assert not [r for r in at.radio if r.key == "interp.method"]  # bits interpolate linearly only
+    assert any("bit probabilities" in c.value for c in at.caption)
+    at.number_input(key="neigh.count").set_value(6).run()
+    at.slider(key="neigh.flip").set_value(0.0).run()
+    assert frames(at)[2]["variation"].nunique() == 1  # no flips: the line's own code six times
+    own = at.session_state["neigh.bits"]
+    code = bits_vae.mu([at.session_state["neigh.source"]])[0]
+    assert own == [i for i in range(8) if code[i] >= 0.5]
+    flipped = sorted(set(range(8)) - set(own))  # every bit flipped
+    at.session_state["neigh.bits"] = flipped
+    at.run()
+    no_exceptions(at)
+    assert any("8 bit(s) flipped" in c.value for c in at.caption)
+    toggled = [1.0 if i in flipped else 0.0 for i in range(8)]
+    line = bits_vae.beam([toggled], width=4, max_len=32)[0]
+    assert any(line in m.value for m in at.markdown if m.value.startswith("> ###"))
+

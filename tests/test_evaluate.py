@@ -10,6 +10,7 @@ import torch
 
 from vae_core.data import Corpus
 from vae_core.evaluate import active_units, elbo_terms, iw_nll, mutual_info, unigram_f1
+from vae_core.latent import Gaussian
 
 from .conftest import ROOT
 
@@ -30,9 +31,9 @@ def test_active_units_counts_varying_dimensions():
 
 def test_mutual_info_is_zero_for_identical_posteriors_and_positive_for_separated_ones():
     g = torch.Generator().manual_seed(0)
-    same = mutual_info(torch.zeros(8192, 4), torch.zeros(8192, 4), generator=g)
+    same = mutual_info(Gaussian(torch.zeros(8192, 4), torch.zeros(8192, 4)), generator=g)
     assert abs(same) < 0.05  # only sampling noise
-    apart = mutual_info(torch.randn(256, 4, generator=g) * 5, torch.full((256, 4), -4.0), generator=g)
+    apart = mutual_info(Gaussian(torch.randn(256, 4, generator=g) * 5, torch.full((256, 4), -4.0)), generator=g)
     assert apart > 3.0
     assert apart <= math.log(256) + 0.1  # about log(batch size) at most, up to sampling noise
 

@@ -4,7 +4,8 @@ import math
 
 import torch
 
-from vae_core.model import ModelConfig, SentenceVAE, kl_per_dim, log_normal, reparameterize
+from vae_core.latent import Gaussian, log_normal
+from vae_core.model import ModelConfig, SentenceVAE
 from vae_core.tokenizer import BOS
 
 SMALL = ModelConfig(emb_dim=16, enc_hidden=16, dec_hidden=24, nz=4, dropout=0.0)
@@ -62,7 +63,7 @@ def test_language_model_has_no_encoder_and_scores_lines():
 def test_bn_posterior_means_have_the_fixed_scale():
     model = SentenceVAE(ModelConfig(emb_dim=16, enc_hidden=16, dec_hidden=24, nz=4, bn_gamma=0.7)).train()
     tokens, lengths = batch(n=64)
-    mu, _ = model.posterior(tokens, lengths)
+    mu = model.posterior(tokens, lengths).mean
     assert torch.allclose(mu.std(dim=0, unbiased=False), torch.full((4,), 0.7), atol=0.02)  # up to BN eps
 
 
@@ -80,9 +81,9 @@ def test_word_dropout_changes_training_loss_only():
 
 def test_gaussian_helpers():
     mu, logvar = torch.tensor([[0.0, 1.0]]), torch.tensor([[0.0, math.log(4.0)]])
-    kl = kl_per_dim(mu, logvar)
-    assert torch.allclose(kl, torch.tensor([[0.0, 0.5 * (1 + 4 - math.log(4) - 1)]]))
-    z = reparameterize(mu, logvar, samples=20000, generator=torch.Generator().manual_seed(0))
+    q = Gaussian(mu, logvar)
+    assert torch.allclose(q.kl(), torch.tensor([[0.0, 0.5 * (1 + 4 - math.log(4) - 1)]]))
+    z = q.sample(samples=20000, generator=torch.Generator().manual_seed(0))
     assert z.shape == (1, 20000, 2)
     assert torch.allclose(z[0].std(dim=0), torch.tensor([1.0, 2.0]), atol=0.05)
     expected = -0.5 * (2 * math.log(2 * math.pi))

@@ -76,6 +76,8 @@ def render(directory: Path, config: dict, evaluation: dict, lines: dict) -> str:
     train, model = config.get("train", {}), config["model"]
     test, baseline = evaluation.get("test"), evaluation.get("baseline")
     kind = "plain LSTM language model (baseline)" if model["nz"] == 0 else "sentence VAE"
+    if model.get("latent") == "bernoulli":
+        kind += f" with a code of {model['nz']} bits"
     if model.get("condition"):
         kind += f" conditioned on {model['condition']}"
     parts = [

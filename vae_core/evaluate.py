@@ -19,40 +19,37 @@ from collections import Counter
 import torch
 
 from .data import Corpus, read_lines
-from .model import SentenceVAE, kl_per_dim, log_normal, reparameterize
+from .latent import Posterior, concat
+from .model import SentenceVAE
 from .syllables import count
 
 ACTIVE_THRESHOLD = 0.01  # a unit is active when Var_x E[z|x] is at least this
 
 
 @torch.no_grad()
-def posterior_params(model: SentenceVAE, corpus: Corpus, batch_size: int = 512):
-    """``mu, logvar`` of every line, ``[N, nz]`` each, in corpus order."""
-    mus, logvars = [], []
-    for start in range(0, len(corpus), batch_size):
-        mu, logvar = model.posterior(*corpus.batch(torch.arange(start, min(start + batch_size, len(corpus)))))
-        mus.append(mu)
-        logvars.append(logvar)
-    return torch.cat(mus), torch.cat(logvars)
+def posteriors(model: SentenceVAE, corpus: Corpus, batch_size: int = 512) -> Posterior:
+    """q(z|x) of every line, in corpus order."""
+    return concat([model.posterior(*corpus.batch(torch.arange(start, min(start + batch_size, len(corpus)))))
+                   for start in range(0, len(corpus), batch_size)])
 
 
 def active_units(mu: torch.Tensor) -> int:
     return int((mu.var(dim=0, unbiased=False) >= ACTIVE_THRESHOLD).sum()) if len(mu) > 1 else 0
 
 
-def mutual_info(mu: torch.Tensor, logvar: torch.Tensor, batch_size: int = 512, generator=None) -> float:
+def mutual_info(q: Posterior, batch_size: int = 512, generator=None) -> float:
     """He et al.'s minibatch estimate of I(x; z) under q, averaged over batches of lines.
 
     ``E_x E_q(z|x) log q(z|x)`` minus ``E log q(z)``, with q(z) the mixture of the batch's posteriors.
     """
     total, count = 0.0, 0
-    nz = mu.size(1)
-    for m, lv in zip(mu.split(batch_size), logvar.split(batch_size)):
-        neg_entropy = (-0.5 * nz * math.log(2 * math.pi) - 0.5 * (1 + lv).sum(-1)).mean()
-        z = reparameterize(m, lv, generator=generator)  # [B, 1, nz]
-        log_qz = torch.logsumexp(log_normal(z, m.unsqueeze(0), lv.unsqueeze(0)), dim=1) - math.log(len(m))
-        total += float(neg_entropy - log_qz.mean()) * len(m)
-        count += len(m)
+    for start in range(0, len(q), batch_size):
+        part = q[start : start + batch_size]
+        z = part.sample(generator=generator)  # [B, 1, nz]
+        log_q = part.log_prob(z.transpose(0, 1))  # [B, B]: row j, column i is log q(z_i | x_j)
+        log_qz = torch.logsumexp(log_q, dim=0) - math.log(len(log_q))
+        total += float(-part.entropy().mean() - log_qz.mean()) * len(log_q)
+        count += len(log_q)
     return total / max(count, 1)
 
 
@@ -63,23 +60,22 @@ def elbo_terms(model: SentenceVAE, corpus: Corpus, batch_size: int = 512, genera
     For a plain LM (``nz == 0``) the reconstruction term is the exact NLL and KL is zero.
     """
     rec = kl = 0.0
-    mus, logvars = [], []
+    qs = []
     for index in corpus.batches(batch_size):
         tokens, lengths, cond = corpus.batch(index)
         if model.is_lm:
             rec += float(model.reconstruction(tokens, lengths, model.code(None, cond)).sum())
             continue
-        mu, logvar = model.posterior(tokens, lengths, cond)
-        z = reparameterize(mu, logvar, generator=generator)[:, 0]
+        q = model.posterior(tokens, lengths, cond)
+        z = q.sample(generator=generator)[:, 0]
         rec += float(model.reconstruction(tokens, lengths, model.code(z, cond)).sum())
-        kl += float(kl_per_dim(mu, logvar).sum())
-        mus.append(mu)
-        logvars.append(logvar)
+        kl += float(q.kl().sum())
+        qs.append(q)
     n = len(corpus)
     out = {"n_lines": n, "rec": rec / n, "kl": kl / n, "elbo": (rec + kl) / n}
-    if mus:
-        mu, logvar = torch.cat(mus), torch.cat(logvars)
-        out.update(active_units=active_units(mu), mi=mutual_info(mu, logvar, generator=generator))
+    if qs:
+        q = concat(qs)
+        out.update(active_units=active_units(q.mean), mi=mutual_info(q, generator=generator))
     return out
 
 
@@ -97,17 +93,15 @@ def iw_nll(model: SentenceVAE, corpus: Corpus, samples: int = 100, batch_size: i
         if model.is_lm:
             result[index] = model.reconstruction(tokens, lengths, model.code(None, cond))
             continue
-        mu, logvar = model.posterior(tokens, lengths, cond)
+        q = model.posterior(tokens, lengths, cond)
         log_w = []
         for start in range(0, samples, chunk):
             k = min(chunk, samples - start)
-            z = reparameterize(mu, logvar, k, generator=generator)  # [B, k, nz]
+            z = q.sample(k, generator=generator)  # [B, k, nz]
             rep = torch.arange(len(index)).repeat_interleave(k)
             code = model.code(z.reshape(-1, z.size(-1)), cond[rep] if cond is not None else None)
             log_px = -model.reconstruction(tokens[rep], lengths[rep], code).view(-1, k)
-            log_pz = log_normal(z, torch.zeros_like(z), torch.zeros_like(z))
-            log_qz = log_normal(z, mu.unsqueeze(1), logvar.unsqueeze(1))
-            log_w.append(log_px + log_pz - log_qz)
+            log_w.append(log_px + q.log_prior(z) - q.log_prob(z))
         result[index] = -(torch.logsumexp(torch.cat(log_w, dim=1), dim=1) - math.log(samples))
     return result
 
@@ -157,8 +151,8 @@ def evaluate(directory, lines: list[str], iw_samples: int = 100, seed: int = 0, 
         ppl=math.exp(total / n_pieces),
         nz=model.config.nz,
     )
-    mu, _ = posterior_params(model, corpus)
-    decoded = sampler.greedy(mu, syllables=corpus.cond.long().tolist() if corpus.cond is not None else None)
+    syllables = corpus.cond.long().tolist() if corpus.cond is not None else None
+    decoded = sampler.greedy(posteriors(model, corpus).mean, syllables=syllables)
     out["recon_f1"] = sum(unigram_f1(a, b) for a, b in zip(lines, decoded)) / len(lines)
     return out
 

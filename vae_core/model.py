@@ -3,6 +3,9 @@
     pieces -> embedding -> LSTM encoder -> q(z|x) = N(mu, diag(sigma^2))
     z -> initial decoder state;  [embedding ; z] at every step -> LSTM decoder -> next piece
 
+With ``latent="bernoulli"`` the code is a vector of bits instead (seed 002): q(z|x) is a product
+of Bernoullis from the encoder's logits, and the decoder reads the bits as +-1 (see ``latent.py``).
+
 A conditioned model (``condition="syllables"``) also gives the encoder and the decoder a scalar
 per line (its syllable count), beside every piece, as the "energy" of the conditioned LM in seed 001.
 
@@ -21,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .latent import LATENTS, Bernoulli, Gaussian, Posterior
 from .tokenizer import UNK, VOCAB_SIZE
 
 
@@ -31,7 +35,9 @@ class ModelConfig:
     enc_hidden: int = 256  # encoder LSTM units (per direction)
     bidirectional: bool = True  # the encoder reads the line both ways; q(z|x) sees both final states
     dec_hidden: int = 512  # decoder LSTM units
-    nz: int = 32  # latent dimensions; 0 makes the plain LSTM language model (no encoder)
+    nz: int = 32  # latent dimensions (bits for a Bernoulli latent); 0 makes the plain LSTM language model
+    latent: str = "gaussian"  # "gaussian" (z in R^nz) or "bernoulli" (z in {0, 1}^nz)
+    prior_p: float = 0.5  # bernoulli: the prior's P(bit = 1)
     dropout: float = 0.2  # dropout on embeddings and decoder outputs while training
     word_dropout: float = 0.0  # chance of replacing a decoder input piece by <unk> while training
     bn_gamma: float = 0.0  # BN-VAE: fixed scale of batch-normalised posterior means; 0 = off
@@ -40,6 +46,12 @@ class ModelConfig:
     condition: str = ""  # "" (none) or "syllables": a scalar both encoder and decoder see
     cond_mean: float = 0.0  # the condition is fed as (value - cond_mean) / cond_std
     cond_std: float = 1.0
+
+    def __post_init__(self):
+        if self.latent not in LATENTS:
+            raise ValueError(f"latent must be one of {LATENTS}, got {self.latent!r}")
+        if self.latent == "bernoulli" and (self.bn_gamma > 0 or not 0 < self.prior_p < 1):
+            raise ValueError("a Bernoulli latent needs bn_gamma 0 and prior_p in (0, 1)")
 
     @classmethod
     def from_dict(cls, values: dict) -> ModelConfig:
@@ -67,7 +79,8 @@ class SentenceVAE(nn.Module):
         if c.nz > 0:
             self.encoder = nn.LSTM(c.emb_dim + self.n_cond, c.enc_hidden, batch_first=True,
                                    bidirectional=c.bidirectional)
-            self.to_posterior = nn.Linear(c.enc_hidden * (2 if c.bidirectional else 1), 2 * c.nz)
+            per_unit = 2 if c.latent == "gaussian" else 1  # mu and logvar, or one logit
+            self.to_posterior = nn.Linear(c.enc_hidden * (2 if c.bidirectional else 1), per_unit * c.nz)
             # BN-VAE (Zhu et al. 2020): normalised means with a fixed scale keep every unit's KL
             # above nz * gamma^2 / 2, so the posterior cannot collapse. A tiny eps, or the encoder
             # could shrink its raw means below it and slip out of the bound.
@@ -100,10 +113,17 @@ class SentenceVAE(nn.Module):
     def is_lm(self) -> bool:
         return self.config.nz == 0
 
+    @property
+    def prior_logit(self) -> float:
+        """A Bernoulli latent's prior, log P(bit = 1) - log P(bit = 0)."""
+        return math.log(self.config.prior_p / (1 - self.config.prior_p))
+
     # ---- the condition --------------------------------------------------------------------
     def code(self, z: torch.Tensor | None, cond: torch.Tensor | None) -> torch.Tensor | None:
-        """The decoder's code ``[N, nz + n_cond]``: z with the normalised condition appended (just
-        z for an unconditioned model, None for the plain LM)."""
+        """The decoder's code ``[N, nz + n_cond]``: z (bits as -1/+1) with the normalised condition
+        appended (just z for an unconditioned model, None for the plain LM)."""
+        if z is not None and self.config.latent == "bernoulli":
+            z = 2 * z - 1
         if not self.n_cond:
             return z
         if cond is None:
@@ -112,19 +132,21 @@ class SentenceVAE(nn.Module):
         return c if z is None else torch.cat([z, c], dim=1)
 
     # ---- encoder -------------------------------------------------------------------------
-    def posterior(self, tokens: torch.Tensor, lengths: torch.Tensor,
-                  cond: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``mu, logvar`` of q(z|x), each ``[N, nz]``, from ``[BOS] pieces [EOS]`` rows (and the
-        lines' condition ``[N]`` for a conditioned model)."""
+    def posterior(self, tokens: torch.Tensor, lengths: torch.Tensor, cond: torch.Tensor | None = None) -> Posterior:
+        """q(z|x) of each line (``Gaussian`` or ``Bernoulli``) from ``[BOS] pieces [EOS]`` rows (and
+        the lines' condition ``[N]`` for a conditioned model)."""
         x = self.drop(self.embed(tokens[:, 1:]))  # the encoder reads pieces + EOS
         if self.n_cond:
             x = torch.cat([x, self.code(None, cond).unsqueeze(1).expand(-1, x.size(1), -1)], dim=-1)
         packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         _, (h, _) = self.encoder(packed)  # final states [directions, N, H], padding never read
-        mu, logvar = self.to_posterior(torch.cat(list(h), dim=-1)).chunk(2, dim=-1)
+        params = self.to_posterior(torch.cat(list(h), dim=-1))
+        if self.config.latent == "bernoulli":
+            return Bernoulli(params, self.prior_logit)
+        mu, logvar = params.chunk(2, dim=-1)
         if self.mu_norm is not None:
             mu = self.config.bn_gamma * self.mu_norm(mu) + self.mu_shift
-        return mu, logvar
+        return Gaussian(mu, logvar)
 
     # ---- decoder -------------------------------------------------------------------------
     # The decoder takes a ``code [N, code_dim]`` (see ``code``): z, with the condition if any.
@@ -214,20 +236,4 @@ class SentenceVAE(nn.Module):
         nll = torch.zeros(targets.shape, device=targets.device)
         nll[mask] = -self.out(out[mask], self.rank_of[targets[mask]]).output  # real positions only
         return nll.sum(dim=1)
-
-
-def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, samples: int = 1, generator=None) -> torch.Tensor:
-    """``samples`` draws from N(mu, exp(logvar)): ``[N, samples, nz]``."""
-    eps = torch.randn(mu.size(0), samples, mu.size(1), device=mu.device, generator=generator)
-    return mu.unsqueeze(1) + eps * torch.exp(0.5 * logvar).unsqueeze(1)
-
-
-def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(q(z|x) || N(0, I)) per line and dimension, ``[N, nz]``."""
-    return 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1)
-
-
-def log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """Diagonal Gaussian log-density summed over the last dimension."""
-    return -0.5 * (((z - mu) ** 2) / logvar.exp() + logvar + math.log(2 * math.pi)).sum(-1)
 

@@ -7,6 +7,10 @@
 
 Method names follow the BPEmb VAE sampler of seed 000 (``z``, ``mu``, ``greedy``, ``sample``,
 ``beam``). Every stochastic call takes ``seed`` for reproducible results.
+
+For a bit-vector (Bernoulli) model a code is a vector of probabilities in [0, 1]: ``mu`` gives
+each bit's posterior P(bit = 1), ``z``, ``prior`` and ``neighbours`` give bits (0 or 1), and the
+decoder reads the most likely bits of whatever code it is given (p >= 0.5 is a 1).
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ import torch
 from . import decoding
 from .checkpoint import SHIPPED, load_checkpoint
 from .data import conditions
-from .model import SentenceVAE, reparameterize
+from .latent import Bernoulli, Gaussian, Posterior, concat
+from .model import SentenceVAE
 from .tokenizer import Tokenizer
 
 METHODS = ("greedy", "sample", "beam")
@@ -56,6 +61,15 @@ class Sampler:
         return self.model.config.max_len
 
     @property
+    def latent(self) -> str:
+        """The code's family: "gaussian" (z in R^nz) or "bernoulli" (z in {0, 1}^nz)."""
+        return self.model.config.latent
+
+    @property
+    def bits(self) -> bool:
+        return self.latent == "bernoulli"
+
+    @property
     def condition(self) -> str:
         """What the model is conditioned on ("syllables"), or "" for none."""
         return self.model.config.condition
@@ -73,41 +87,39 @@ class Sampler:
         return lines
 
     @torch.no_grad()
-    def posterior(self, lines) -> tuple[torch.Tensor, torch.Tensor]:
-        """``mu`` and ``logvar`` of q(z|line) for each line, ``[N, nz]`` each."""
+    def posterior(self, lines) -> Posterior:
+        """q(z|line) of the lines (see ``vae_core.latent``), on the CPU."""
         if self.model.is_lm:
             raise ValueError("this checkpoint is a language model: it has no latent space to encode into")
         lines = self._check_lines(lines)
         if not lines:
             empty = torch.empty(0, self.nz)
-            return empty, empty.clone()
+            return Bernoulli(empty, self.model.prior_logit) if self.bits else Gaussian(empty, empty.clone())
         ids = self.tokenizer.encode(lines)
         cond = conditions(lines, self.condition)
-        mus, logvars = [], []
+        device = self.model.rank_of.device
+        parts = []
         for start in range(0, len(ids), ENCODE_BATCH):
             tokens, lengths = self.tokenizer.batch(ids[start : start + ENCODE_BATCH])
-            device = self.model.rank_of.device
             part = cond[start : start + ENCODE_BATCH].to(device) if cond is not None else None
-            mu, logvar = self.model.posterior(tokens.to(device), lengths.to(device), part)
-            mus.append(mu.cpu())
-            logvars.append(logvar.cpu())
-        return torch.cat(mus), torch.cat(logvars)
+            q = self.model.posterior(tokens.to(device), lengths.to(device), part)
+            parts.append(q.cpu())
+        return concat(parts)
 
     def mu(self, lines) -> torch.Tensor:
-        """Posterior means, ``[N, nz]``."""
-        return self.posterior(lines)[0]
+        """Posterior means, ``[N, nz]`` (for bits: each bit's P(bit = 1))."""
+        return self.posterior(lines).mean
 
     def z(self, lines, seed: int | None = None) -> torch.Tensor:
         """One posterior sample per line, ``[N, nz]``."""
-        mu, logvar = self.posterior(lines)
-        return reparameterize(mu, logvar, generator=_generator(seed))[:, 0]
+        return self.posterior(lines).sample(generator=_generator(seed))[:, 0]
 
     def encode(self, lines, sample: bool = False, seed: int | None = None):
         """``(z, mu, std)`` for each line in one encoder pass: z is the posterior mean, or a
         posterior sample when ``sample``; std is the posterior standard deviation."""
-        mu, logvar = self.posterior(lines)
-        z = reparameterize(mu, logvar, generator=_generator(seed))[:, 0] if sample else mu
-        return z, mu, (0.5 * logvar).exp()
+        q = self.posterior(lines)
+        z = q.sample(generator=_generator(seed))[:, 0] if sample else q.mean
+        return z, q.mean, q.std
 
     # ---- latent operations ---------------------------------------------------------------
     def check_z(self, z) -> torch.Tensor:
@@ -119,25 +131,32 @@ class Sampler:
             raise ValueError(f"z must have shape [N, {self.nz}] (or [{self.nz}]), got {list(z.shape)}")
         if not torch.isfinite(z).all():
             raise ValueError("z holds NaN or infinite values")
+        if self.bits and ((z < 0) | (z > 1)).any():
+            raise ValueError("a bit-vector code holds probabilities: every value must be in [0, 1]")
         return z
 
     def prior(self, n: int, seed: int | None = None) -> torch.Tensor:
-        """``n`` codes from the prior N(0, I)."""
+        """``n`` codes from the prior: N(0, I), or bits that are 1 with the prior's probability."""
         _check_count("n", n)
+        if self.bits:
+            return torch.bernoulli(torch.full((n, self.nz), self.model.config.prior_p), generator=_generator(seed))
         return torch.randn(n, self.nz, generator=_generator(seed))
 
     def interpolate(self, z_a, z_b, steps: int = 10, method: str = "linear") -> torch.Tensor:
         """The homotopy from ``z_a`` to ``z_b``: ``steps + 1`` codes, both endpoints included.
 
         ``slerp`` follows the great circle between the two directions (scaling the norm linearly),
-        which keeps intermediate codes as far from the origin as typical prior samples.
+        which keeps intermediate codes as far from the origin as typical prior samples. Between two
+        bit-probability vectors only ``linear`` applies: each bit flips where its probability
+        crosses 0.5, so the decoded lines walk from one code to the other a few bits at a time.
         """
         a, b = self.check_z(z_a), self.check_z(z_b)
         if len(a) != 1 or len(b) != 1:
             raise ValueError("interpolate takes one code for each endpoint")
         _check_count("steps", steps, minimum=1)
-        if method not in INTERPOLATIONS:
-            raise ValueError(f"method must be one of {INTERPOLATIONS}, got {method!r}")
+        methods = ("linear",) if self.bits else INTERPOLATIONS
+        if method not in methods:
+            raise ValueError(f"method must be one of {methods} for a {self.latent} code, got {method!r}")
         t = torch.linspace(0, 1, steps + 1).unsqueeze(1)
         a, b = a[0], b[0]
         if method == "slerp" and a.norm() > 0 and b.norm() > 0:
@@ -155,13 +174,18 @@ class Sampler:
 
     def neighbours(self, z, n: int = 8, noise: float = 0.1, seed: int | None = None, std=None) -> torch.Tensor:
         """``n`` codes around ``z``: ``z + noise * eps`` (``eps ~ N(0, I)``, times ``std`` if given,
-        e.g. the line's posterior standard deviation)."""
+        e.g. the line's posterior standard deviation). For bits: ``z``'s most likely bits, each
+        flipped with probability ``noise`` (``std`` does not apply)."""
         z = self.check_z(z)
         if len(z) != 1:
             raise ValueError("neighbours takes one code")
         _check_count("n", n)
-        if not isinstance(noise, (int, float)) or not math.isfinite(noise) or noise < 0:
-            raise ValueError(f"noise must be a non-negative number, got {noise!r}")
+        if not isinstance(noise, (int, float)) or not math.isfinite(noise) or noise < 0 or (self.bits and noise > 1):
+            limit = " up to 1 (a flip probability)" if self.bits else ""
+            raise ValueError(f"noise must be a non-negative number{limit}, got {noise!r}")
+        if self.bits:
+            flips = torch.rand(n, self.nz, generator=_generator(seed)) < noise
+            return torch.where(flips, 1 - most_likely_bits(z), most_likely_bits(z))
         eps = torch.randn(n, self.nz, generator=_generator(seed))
         if std is not None:
             eps = eps * self.check_z(std)
@@ -171,6 +195,8 @@ class Sampler:
     def _prepare(self, z, max_len, syllables):
         """The decoder's code for ``z`` (with the condition), the number of rows and ``max_len``."""
         z = self.check_z(z)
+        if self.bits:
+            z = most_likely_bits(z)
         max_len = self.max_len if max_len is None else max_len
         _check_count("max_len", max_len, minimum=1, maximum=MAX_DECODE_LEN)
         device = self.model.rank_of.device
@@ -238,6 +264,11 @@ class Sampler:
         except TypeError as err:
             raise ValueError(f"unknown option for {method}: {err}") from err
         return decoder(z, **options)
+
+
+def most_likely_bits(p: torch.Tensor) -> torch.Tensor:
+    """The most likely bits of probability vectors (a probability of exactly 0.5 gives 1)."""
+    return (p >= 0.5).float()
 
 
 def first_appearances(lines: list[str]) -> list[tuple[int, str]]:

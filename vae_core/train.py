@@ -24,7 +24,8 @@ from tqdm import tqdm
 from . import checkpoint as ckpt
 from .data import Corpus, read_lines, split_paths
 from .evaluate import elbo_terms
-from .model import ModelConfig, SentenceVAE, kl_per_dim, reparameterize
+from .latent import Gaussian
+from .model import ModelConfig, SentenceVAE
 from .tokenizer import Tokenizer
 
 
@@ -34,7 +35,7 @@ def opt(default, help: str, **extra):
 
 
 MODEL_FIELDS = {f.name for f in dataclasses.fields(ModelConfig)} - {"vocab_size", "cutoffs", "condition",
-                                                                     "cond_mean", "cond_std"}
+                                                                     "cond_mean", "cond_std", "latent"}
 
 
 @dataclass
@@ -44,20 +45,30 @@ class TrainConfig:
     model: str = opt(
         "vae",
         "vae: sentence VAE; lm: the same decoder without a latent (baseline); "
-        "syllable-vae: the VAE with each line's syllable count given to encoder and decoder",
-        choices=["vae", "lm", "syllable-vae"],
+        "syllable-vae: the VAE with each line's syllable count given to encoder and decoder; "
+        "bernoulli-vae: the VAE with a code of --nz bits (seed 002)",
+        choices=["vae", "lm", "syllable-vae", "bernoulli-vae"],
     )
     # model size and regularisation (see vae_core.model.ModelConfig)
     emb_dim: int = opt(256, "piece embedding size")
     enc_hidden: int = opt(256, "encoder LSTM units (per direction)")
     bidirectional: bool = opt(True, "bidirectional encoder (--no-bidirectional: one direction)")
     dec_hidden: int = opt(512, "decoder LSTM units")
-    nz: int = opt(32, "latent dimensions")
+    nz: int = opt(32, "latent dimensions (bits for bernoulli-vae)")
     dropout: float = opt(0.3, "dropout on embeddings and decoder outputs")
     word_dropout: float = opt(0.0, "chance of replacing a decoder input piece by <unk>")
     bn_gamma: float = opt(
-        0.8, "BN-VAE: fixed scale of batch-normalised posterior means (0 = off); KL >= nz*gamma^2/2"
+        0.8, "BN-VAE: fixed scale of batch-normalised posterior means (0 = off); KL >= nz*gamma^2/2 "
+        "(Gaussian latents only)"
     )
+    prior_p: float = opt(0.5, "bernoulli-vae: the prior's P(bit = 1)")
+    estimator: str = opt(
+        "score",
+        "bernoulli-vae encoder gradients: score (score-function estimator with a running-mean baseline) "
+        "or gumbel (straight-through Gumbel)",
+        choices=["score", "gumbel"],
+    )
+    gumbel_tau: float = opt(1.0, "bernoulli-vae with --estimator gumbel: temperature of the relaxed bits")
     max_len: int = opt(48, "pieces per line; longer lines are truncated")
     # optimisation
     epochs: int = opt(20, "training epochs")
@@ -99,6 +110,8 @@ class TrainConfig:
         values = {name: getattr(self, name) for name in MODEL_FIELDS}
         if self.model == "lm":
             values.update(nz=0, bn_gamma=0.0, word_dropout=0.0)
+        if self.model == "bernoulli-vae":
+            values.update(latent="bernoulli", bn_gamma=0.0)
         if self.condition:
             values.update(condition=self.condition, cond_mean=float(cond.mean()),
                           cond_std=max(float(cond.std()), 1e-3))
@@ -115,20 +128,56 @@ def kl_weight(cfg: TrainConfig, step: int, steps_per_epoch: int, total_steps: in
     return 1.0
 
 
-def batch_loss(model: SentenceVAE, batch, beta: float, free_bits: float, autoencoder: bool = False):
+def batch_loss(run: Run, batch, beta: float, autoencoder: bool = False):
     """Mean loss per line of ``batch`` (tokens, lengths, conditions) and its parts: ``rec + beta * KL``,
-    the KL floored per dimension."""
+    the KL floored per dimension.
+
+    Bits cannot be reparameterised: with the score-function estimator the loss also carries
+    ``(rec - baseline) * log q(z|x)``, whose gradient is the encoder's (its value is subtracted
+    again, so the reported loss stays ``rec + beta * KL``).
+    """
+    cfg, model = run.cfg, run.model
     tokens, lengths, cond = batch
     if model.is_lm:
         rec = model.reconstruction(tokens, lengths, model.code(None, cond)).mean()
         return rec, {"rec": rec.item(), "kl": 0.0}
-    mu, logvar = model.posterior(tokens, lengths, cond)
-    z = mu if autoencoder else reparameterize(mu, logvar)[:, 0]
-    rec = model.reconstruction(tokens, lengths, model.code(z, cond)).mean()
-    kl = kl_per_dim(mu, logvar).mean(dim=0)
-    kl_term = kl.clamp(min=free_bits).sum() if free_bits > 0 else kl.sum()
+    q = model.posterior(tokens, lengths, cond)
+    gaussian = isinstance(q, Gaussian)
+    score = not (gaussian or autoencoder) and cfg.estimator == "score"
+    if autoencoder:
+        z = q.mean
+    elif gaussian or score:
+        z = q.sample()[:, 0]
+    else:
+        z = q.straight_through(cfg.gumbel_tau)
+    rec_lines = model.reconstruction(tokens, lengths, model.code(z, cond))
+    rec = rec_lines.mean()
+    kl = q.kl().mean(dim=0)
+    kl_term = kl.clamp(min=cfg.free_bits).sum() if cfg.free_bits > 0 else kl.sum()
     loss = rec if autoencoder else rec + beta * kl_term
+    if score:
+        cost = rec_lines.detach()
+        advantage = cost - run.baseline.value(lengths)
+        surrogate = (advantage * q.log_prob(z.unsqueeze(1))[:, 0]).mean()
+        loss = loss + surrogate - surrogate.detach()
+        if model.training:
+            run.baseline.update(cost, lengths)
     return loss, {"rec": rec.item(), "kl": kl.sum().item()}
+
+
+class Baseline:
+    """The score-function estimator's baseline: a running mean of the reconstruction cost per
+    piece, times a line's length (a long line costs more whatever its code)."""
+
+    def __init__(self, decay: float = 0.99):
+        self.decay, self.per_piece = decay, None
+
+    def value(self, lengths: torch.Tensor) -> torch.Tensor:
+        return lengths.float() * (self.per_piece or 0.0)
+
+    def update(self, cost: torch.Tensor, lengths: torch.Tensor) -> None:
+        mean = float(cost.sum() / lengths.sum())
+        self.per_piece = mean if self.per_piece is None else self.decay * self.per_piece + (1 - self.decay) * mean
 
 
 def param_groups(model: SentenceVAE) -> tuple[list, list]:
@@ -154,13 +203,15 @@ class Run:
         self.best_mi = -math.inf
         self.aggressive = cfg.aggressive and not model.is_lm
         self.seconds = 0.0
+        self.baseline = Baseline()
 
     @property
     def optimizers(self):
         return [opt for opt in (self.enc_opt, self.dec_opt) if opt is not None]
 
     def counters(self) -> dict:
-        return {k: getattr(self, k) for k in ("epoch", "step", "lr", "best", "best_mi", "aggressive", "seconds")}
+        names = ("epoch", "step", "lr", "best", "best_mi", "aggressive", "seconds")
+        return {k: getattr(self, k) for k in names} | {"baseline": self.baseline.per_piece}
 
     def save(self, out: Path) -> None:
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
@@ -182,7 +233,9 @@ class Run:
             if opt is not None:
                 ckpt.restore_optimizer(opt, name, tensors, meta["param_groups"][name])
         torch.set_rng_state(tensors["rng.cpu"])
-        for key, value in meta["counters"].items():
+        counters = dict(meta["counters"])
+        self.baseline.per_piece = counters.pop("baseline", None)
+        for key, value in counters.items():
             setattr(self, key, value)
         self.set_lr(self.lr)
 
@@ -228,7 +281,7 @@ def train_epoch(run: Run, corpus: Corpus, deadline: float, generator: torch.Gene
         beta = 0.0 if autoencoder else kl_weight(cfg, run.step, steps_per_epoch, total_steps)
         if run.aggressive:
             encoder_burst(run, corpus, beta, generator)
-        loss, parts = batch_loss(model, corpus.batch(index), beta, cfg.free_bits, autoencoder)
+        loss, parts = batch_loss(run, corpus.batch(index), beta, autoencoder)
         for opt in run.optimizers:
             opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -253,7 +306,7 @@ def encoder_burst(run: Run, corpus: Corpus, beta: float, generator: torch.Genera
     best, since_best = math.inf, 0
     for _ in range(cfg.aggressive_steps):
         index = torch.randint(len(corpus), (cfg.batch_size,), generator=generator)
-        loss, _ = batch_loss(model, corpus.batch(index), beta, cfg.free_bits)
+        loss, _ = batch_loss(run, corpus.batch(index), beta)
         for opt in run.optimizers:
             opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -364,6 +417,8 @@ def parse_args(argv=None) -> TrainConfig:
             ("dropout", 0 <= cfg.dropout < 1, "in [0, 1)"),
             ("word_dropout", 0 <= cfg.word_dropout < 1, "in [0, 1)"),
             ("bn_gamma", cfg.bn_gamma >= 0, "non-negative"),
+            ("prior_p", 0 < cfg.prior_p < 1, "in (0, 1)"),
+            ("gumbel_tau", cfg.gumbel_tau > 0, "positive"),
             ("free_bits", cfg.free_bits >= 0, "non-negative"),
             ("kl_cycles", cfg.kl_cycles >= 1, "at least 1"),
             ("pretrain_epochs", 0 <= cfg.pretrain_epochs < cfg.epochs, "below --epochs"),
