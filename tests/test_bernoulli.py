@@ -134,8 +134,19 @@ def test_evaluate_cli_reports_the_importance_sampled_perplexity(bits_vae, data_d
 
 
 def test_bad_configurations_are_refused():
-    with pytest.raises(ValueError, match="bn_gamma 0"):
-        ModelConfig(latent="bernoulli", bn_gamma=0.8)
+    with pytest.raises(ValueError, match="prior_p in"):
+        ModelConfig(latent="bernoulli", prior_p=1.0)
     with pytest.raises(ValueError, match="latent must be"):
         ModelConfig(latent="poisson")
-    assert TrainConfig(model="bernoulli-vae").model_config().bn_gamma == 0.0
+    assert TrainConfig(model="bernoulli-vae").model_config().latent == "bernoulli"
+
+
+def test_batch_normalised_logits_keep_every_bit_informative():
+    model = SentenceVAE(ModelConfig(emb_dim=16, enc_hidden=16, dec_hidden=24, nz=4, latent="bernoulli",
+                                    bn_gamma=2.0)).train()
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randint(3, 10000, (64, 9), generator=g)
+    tokens[:, 0] = BOS
+    q = model.posterior(tokens, torch.randint(2, 9, (64,), generator=g))
+    assert torch.allclose(q.logits.std(dim=0, unbiased=False), torch.full((4,), 2.0), atol=0.02)
+    assert (q.kl().mean(dim=0) > 0.2).all()  # far from the prior on average, whatever the weights

@@ -50,8 +50,8 @@ class ModelConfig:
     def __post_init__(self):
         if self.latent not in LATENTS:
             raise ValueError(f"latent must be one of {LATENTS}, got {self.latent!r}")
-        if self.latent == "bernoulli" and (self.bn_gamma > 0 or not 0 < self.prior_p < 1):
-            raise ValueError("a Bernoulli latent needs bn_gamma 0 and prior_p in (0, 1)")
+        if self.latent == "bernoulli" and not 0 < self.prior_p < 1:
+            raise ValueError(f"a Bernoulli latent needs prior_p in (0, 1), got {self.prior_p}")
 
     @classmethod
     def from_dict(cls, values: dict) -> ModelConfig:
@@ -142,11 +142,14 @@ class SentenceVAE(nn.Module):
         _, (h, _) = self.encoder(packed)  # final states [directions, N, H], padding never read
         params = self.to_posterior(torch.cat(list(h), dim=-1))
         if self.config.latent == "bernoulli":
-            return Bernoulli(params, self.prior_logit)
+            return Bernoulli(self._batch_norm(params), self.prior_logit)
         mu, logvar = params.chunk(2, dim=-1)
-        if self.mu_norm is not None:
-            mu = self.config.bn_gamma * self.mu_norm(mu) + self.mu_shift
-        return Gaussian(mu, logvar)
+        return Gaussian(self._batch_norm(mu), logvar)
+
+    def _batch_norm(self, x: torch.Tensor) -> torch.Tensor:
+        """BN-VAE's fixed-scale normalisation of posterior means (or of a Bernoulli latent's logits:
+        each bit's logit then varies across lines with std gamma, so no bit can stay at the prior)."""
+        return x if self.mu_norm is None else self.config.bn_gamma * self.mu_norm(x) + self.mu_shift
 
     # ---- decoder -------------------------------------------------------------------------
     # The decoder takes a ``code [N, code_dim]`` (see ``code``): z, with the condition if any.

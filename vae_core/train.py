@@ -58,8 +58,8 @@ class TrainConfig:
     dropout: float = opt(0.3, "dropout on embeddings and decoder outputs")
     word_dropout: float = opt(0.0, "chance of replacing a decoder input piece by <unk>")
     bn_gamma: float = opt(
-        0.8, "BN-VAE: fixed scale of batch-normalised posterior means (0 = off); KL >= nz*gamma^2/2 "
-        "(Gaussian latents only)"
+        0.8, "BN-VAE: fixed scale of batch-normalised posterior means (0 = off); KL >= nz*gamma^2/2; "
+        "for bernoulli-vae the scale of the normalised logits"
     )
     prior_p: float = opt(0.5, "bernoulli-vae: the prior's P(bit = 1)")
     estimator: str = opt(
@@ -111,7 +111,7 @@ class TrainConfig:
         if self.model == "lm":
             values.update(nz=0, bn_gamma=0.0, word_dropout=0.0)
         if self.model == "bernoulli-vae":
-            values.update(latent="bernoulli", bn_gamma=0.0)
+            values.update(latent="bernoulli")
         if self.condition:
             values.update(condition=self.condition, cond_mean=float(cond.mean()),
                           cond_std=max(float(cond.std()), 1e-3))
