@@ -7,7 +7,7 @@ import streamlit as st
 
 from vae_core.sampler import INTERPOLATIONS, first_appearances
 
-from .widgets import Context, keep, results_table
+from .widgets import Context, keep, needs_sentence_code, results_table
 
 SLIDER_STEPS = 100  # resolution of the live slider
 
@@ -18,6 +18,8 @@ def _choices() -> list[str]:
 
 
 def render(ctx: Context) -> list[dict]:
+    if needs_sentence_code(ctx, "Interpolation"):
+        return []
     left, right = st.columns(2)
     left.text_input("From", key="interp.a", max_chars=1000)
     right.text_input("To", key="interp.b", max_chars=1000)

@@ -6,12 +6,14 @@ from __future__ import annotations
 import streamlit as st
 
 from . import charts, state
-from .widgets import Context
+from .widgets import Context, needs_sentence_code
 
 MAX_PICKED = 50  # picked lines kept as choices for the other tabs
 
 
 def render(ctx: Context, layers: list[dict]) -> None:
+    if needs_sentence_code(ctx, "The map"):
+        return
     if ctx.projection is None:
         st.warning(f"Checkpoint '{ctx.name}' has no map yet. Build one with "
                    f"`python -m vae_core.projection --checkpoint checkpoints/{ctx.name}`.")

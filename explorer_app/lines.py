@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from . import cache
 from .widgets import Context, results_table, split_lines
 
 
@@ -16,6 +17,12 @@ def render(ctx: Context) -> list[dict]:
         st.info(notice)
     if not lines:
         st.info("Type a line of verse above to place it on the map.")
+        return []
+    if ctx.vae.latent == "sequence":
+        frame = pd.DataFrame({"input": lines, "reconstruction": cache.reconstruct(ctx.path, tuple(lines))})
+        results_table(frame, "lines.table", "reconstruction", "reconstructions.csv")
+        st.caption("A VRNN's reconstruction: each piece is its best guess given the line so far and that "
+                   "piece's own latent (at its posterior mean).")
         return []
     z, mu, _ = ctx.encode(lines)
     decoded = ctx.decode(z)

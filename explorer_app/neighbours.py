@@ -9,10 +9,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from .widgets import Context, keep, results_table
+from .widgets import Context, keep, needs_sentence_code, results_table
 
 
 def render(ctx: Context) -> list[dict]:
+    if needs_sentence_code(ctx, "Varying a line's code"):
+        return []
     st.text_input("Line", key="neigh.source", max_chars=1000)
     source = st.session_state["neigh.source"].strip()
     c1, c2, c3 = st.columns([3, 2, 3])

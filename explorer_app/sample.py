@@ -1,20 +1,31 @@
-"""Tab 4, Sample: lines decoded from random points of the prior N(0, I)."""
+"""Tab 4, Sample: lines decoded from random codes drawn from the prior (for a VRNN: lines generated
+with a latent drawn from its prior at every piece)."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from .widgets import Context, results_table
+from . import cache
+from .widgets import Context, keep, results_table
 
 
 def render(ctx: Context) -> list[dict]:
     c1, c2 = st.columns([3, 1])
     c1.slider("How many lines", 1, 64, key="sample.count")
     c2.button("New draw", key="sample.redraw", on_click=_redraw)
-    seed = ctx.settings.seed + st.session_state.get("sample.draw", 0)
-    codes = ctx.vae.prior(int(st.session_state["sample.count"]), seed=seed)
-    decoded = ctx.decode(codes, seed_offset=st.session_state.get("sample.draw", 0) + 2)
+    draw = st.session_state.get("sample.draw", 0)
+    count = int(st.session_state["sample.count"])
+    if ctx.vae.latent == "sequence":
+        st.slider("Temperature", 0.05, 2.0, step=0.05, key="sample.temperature",
+                  help="Softmax temperature of every piece (the latents come from the VRNN's prior)")
+        decoded = cache.generate(ctx.path, count, float(st.session_state["sample.temperature"]),
+                                 ctx.settings.seed + draw, ctx.settings.max_len)
+        results_table(pd.DataFrame({"line": decoded}), "sample.table", "line", "samples.csv")
+        return []
+    keep("sample.temperature")
+    codes = ctx.vae.prior(count, seed=ctx.settings.seed + draw)
+    decoded = ctx.decode(codes, seed_offset=draw + 2)
     nearest, distance = ctx.recall(decoded)
     frame = pd.DataFrame({"line": decoded, "nearest corpus line": nearest, "distance": distance})
     results_table(frame, "sample.table", "line", "samples.csv")

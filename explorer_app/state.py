@@ -31,6 +31,7 @@ DEFAULTS = {
     "neigh.count": 16,
     "neigh.by_std": False,
     "sample.count": 12,
+    "sample.temperature": 0.8,
 }
 SHARED = [k for k in DEFAULTS if k.split(".")[0] in ("settings", "lines", "interp", "neigh", "sample")]
 MAX_LINES = 200  # lines encoded from the text area at once

@@ -44,6 +44,16 @@ class Context:
         return None if self.projection is None else self.projection.place(torch.as_tensor(z))
 
 
+def needs_sentence_code(ctx: Context, what: str) -> bool:
+    """True, after saying why, when the model has no code for a whole line (a VRNN)."""
+    if ctx.vae.latent != "sequence":
+        return False
+    st.info(f"{what} needs one code for each whole line. This checkpoint is a VRNN: it has a latent "
+            "variable at every piece and no code for a line, so it offers the Sample tab and reconstructions "
+            "in the Lines tab.")
+    return True
+
+
 def keep(*keys: str) -> None:
     """Keep the values of widgets this run does not draw (Streamlit forgets an undrawn widget's key)."""
     for key in keys:
