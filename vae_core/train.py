@@ -1,4 +1,4 @@
-"""Train a sentence VAE (or the plain LSTM LM baseline) on a corpus of lines.
+"""Train a sentence VAE (or the plain LSTM LM baseline, or a VRNN) on a corpus of lines.
 
     python -m vae_core.train --data data/poetry --out checkpoints/my-model
     python -m vae_core.train --data data/poetry --out checkpoints/my-model --resume
@@ -23,9 +23,10 @@ from tqdm import tqdm
 
 from . import checkpoint as ckpt
 from .data import Corpus, read_lines, split_paths
-from .evaluate import elbo_terms
+from .evaluate import elbo_terms, sequence_terms
 from .model import ModelConfig, SentenceVAE, kl_per_dim, reparameterize
 from .tokenizer import Tokenizer
+from .vrnn import VRNN, VRNNConfig
 
 
 def opt(default, help: str, **extra):
@@ -44,8 +45,9 @@ class TrainConfig:
     model: str = opt(
         "vae",
         "vae: sentence VAE; lm: the same decoder without a latent (baseline); "
-        "syllable-vae: the VAE with each line's syllable count given to encoder and decoder",
-        choices=["vae", "lm", "syllable-vae"],
+        "syllable-vae: the VAE with each line's syllable count given to encoder and decoder; "
+        "vrnn: a latent per piece (Chung et al. 2015), sized by --emb-dim, --dec-hidden (its GRU) and --nz (per piece)",
+        choices=["vae", "lm", "syllable-vae", "vrnn"],
     )
     # model size and regularisation (see vae_core.model.ModelConfig)
     emb_dim: int = opt(256, "piece embedding size")
@@ -94,8 +96,11 @@ class TrainConfig:
     def condition(self) -> str:
         return "syllables" if self.model == "syllable-vae" else ""
 
-    def model_config(self, cond: torch.Tensor | None = None) -> ModelConfig:
+    def model_config(self, cond: torch.Tensor | None = None) -> ModelConfig | VRNNConfig:
         """The model to build; ``cond`` (the training lines' conditions) sets its normalisation."""
+        if self.model == "vrnn":
+            return VRNNConfig(emb_dim=self.emb_dim, hidden=self.dec_hidden, nz=self.nz, dropout=self.dropout,
+                              max_len=self.max_len)
         values = {name: getattr(self, name) for name in MODEL_FIELDS}
         if self.model == "lm":
             values.update(nz=0, bn_gamma=0.0, word_dropout=0.0)
@@ -115,10 +120,14 @@ def kl_weight(cfg: TrainConfig, step: int, steps_per_epoch: int, total_steps: in
     return 1.0
 
 
-def batch_loss(model: SentenceVAE, batch, beta: float, free_bits: float, autoencoder: bool = False):
+def batch_loss(model: SentenceVAE | VRNN, batch, beta: float, free_bits: float, autoencoder: bool = False):
     """Mean loss per line of ``batch`` (tokens, lengths, conditions) and its parts: ``rec + beta * KL``,
     the KL floored per dimension."""
     tokens, lengths, cond = batch
+    if isinstance(model, VRNN):
+        terms = model.terms(tokens, lengths)
+        rec, kl = terms.rec.mean(), terms.kl.mean()
+        return rec + beta * kl, {"rec": rec.item(), "kl": kl.item()}
     if model.is_lm:
         rec = model.reconstruction(tokens, lengths, model.code(None, cond)).mean()
         return rec, {"rec": rec.item(), "kl": 0.0}
@@ -280,7 +289,7 @@ def train(cfg: TrainConfig) -> Path:
     train_set, valid_set, test_lines = load_data(cfg, tokenizer)
     print(f"data: {len(train_set)} training lines, {len(valid_set)} validation, {len(test_lines)} test", flush=True)
 
-    model = SentenceVAE(cfg.model_config(train_set.cond))
+    model = (VRNN if cfg.model == "vrnn" else SentenceVAE)(cfg.model_config(train_set.cond))
     model.set_piece_order(train_set.piece_counts(model.config.vocab_size))
     model.to(device)
     run = Run(cfg, model, device)
@@ -312,7 +321,7 @@ def train(cfg: TrainConfig) -> Path:
         seconds = time.monotonic() - started
         run.seconds += seconds
         model.eval()
-        valid = elbo_terms(model, valid_dev)
+        valid = (sequence_terms if cfg.model == "vrnn" else elbo_terms)(model, valid_dev)
         run.epoch += 1
         if run.epoch == cfg.pretrain_epochs and not model.is_lm:
             model.reset_parameters(decoder_only=True)
@@ -368,6 +377,9 @@ def parse_args(argv=None) -> TrainConfig:
             ("kl_cycles", cfg.kl_cycles >= 1, "at least 1"),
             ("pretrain_epochs", 0 <= cfg.pretrain_epochs < cfg.epochs, "below --epochs"),
             ("max_len", cfg.max_len >= 1, "at least 1"),
+            ("aggressive", not (cfg.model == "vrnn" and cfg.aggressive), "off for --model vrnn"),
+            ("pretrain_epochs", not (cfg.model == "vrnn" and cfg.pretrain_epochs), "0 for --model vrnn"),
+            ("free_bits", not (cfg.model == "vrnn" and cfg.free_bits), "0 for --model vrnn"),
         ]
         if not ok
     ]
