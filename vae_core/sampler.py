@@ -242,8 +242,8 @@ def _no_sentence_code(name: str):
     """A method of ``Sampler`` that a VRNN cannot offer: it says why instead."""
 
     def refuse(self, *args, **kwargs):
-        raise ValueError(f"{name}() needs a code for the whole line, and a VRNN has none: it draws a latent "
-                         "at every piece. Use sample(n) or reconstruct(lines).")
+        raise ValueError(f"{name}() needs a sentence code: a VRNN has a latent per step and no sentence code "
+                         "(use sample(n) or reconstruct(lines))")
 
     refuse.__name__ = name
     return refuse
