@@ -55,11 +55,12 @@ def shipped():
 
 @pytest.fixture(scope="session")
 def bits_vae(tmp_path_factory, data_dir):
-    """A tiny VAE with a code of 8 bits (score-function gradients)."""
+    """A tiny VAE with a code of 8 bits (score-function gradients, normalised logits as shipped)."""
     import vae_core
 
     out = tmp_path_factory.mktemp("ckpt") / "tiny-bits"
-    return vae_core.load(train(TrainConfig(data=str(data_dir), out=str(out), model="bernoulli-vae", epochs=4, **TINY)))
+    return vae_core.load(train(TrainConfig(data=str(data_dir), out=str(out), model="bernoulli-vae", epochs=4,
+                                           **{**TINY, "bn_gamma": 2.0})))
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from vae_core import checkpoint as ckpt
+from vae_core.train import TrainConfig, train
 
-from .conftest import ROOT
+from .conftest import ROOT, TINY
 
 APP = str(ROOT / "explorer_app" / "app.py")
 
@@ -214,3 +215,21 @@ def test_a_bit_vector_model_flips_bits(bits_vae, tmp_path, monkeypatch):
     line = bits_vae.beam([toggled], width=4, max_len=32)[0]
     assert any(line in m.value for m in at.markdown if m.value.startswith("> ###"))
 
+
+
+def test_a_vrnn_offers_sampling_and_reconstruction(data_dir, tmp_path, monkeypatch):
+    out = tmp_path / "checkpoints" / "vrnn"
+    train(TrainConfig(data=str(data_dir), out=str(out), model="vrnn", epochs=1, **{**TINY, "card_iw_samples": 3}))
+    monkeypatch.setenv("LATENT_VERSE_CHECKPOINTS", str(out.parent))
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    no_exceptions(at)
+    lines = frames(at)[0]
+    assert list(lines.columns) == ["input", "reconstruction"] and len(lines) == 3
+    assert all(lines["reconstruction"].str.len() > 0)
+    why = [i.value for i in at.info if "VRNN" in i.value]
+    assert len(why) == 3  # the map, Interpolate and Neighbours each say why they are not offered
+    samples = frames(at)[1]["line"].tolist()
+    assert len(samples) == 12
+    at.slider(key="sample.temperature").set_value(0.05).run()
+    no_exceptions(at)
+    assert frames(at)[1]["line"].tolist() != samples

@@ -1,4 +1,4 @@
-"""Latent Verse core: a sentence VAE over BPEmb pieces, its trainer, evaluator and sampler.
+"""Latent Verse core: a sentence VAE over BPEmb pieces (and a VRNN), its trainer, evaluator and sampler.
 
     import vae_core
     vae = vae_core.load()          # the shipped poetry model
@@ -6,7 +6,7 @@
 """
 
 from .checkpoint import CheckpointError
-from .sampler import Sampler, load
+from .sampler import Sampler, SequenceSampler, load
 from .tokenizer import TokenizerError
 
-__all__ = ["load", "Sampler", "CheckpointError", "TokenizerError"]
+__all__ = ["load", "Sampler", "SequenceSampler", "CheckpointError", "TokenizerError"]

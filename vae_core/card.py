@@ -28,6 +28,7 @@ BARS = {  # the shipped model's acceptance bar on the test split
 IW_NLL_SLACK = 1.03  # iw_nll may be at most 3% above the LM baseline's NLL
 SEED = 0
 SYLLABLE_LINES = 500  # requested counts (those of the first test lines) for the syllable-control figure
+SEQUENCE_RECONSTRUCTIONS = 5  # test lines a VRNN's card reconstructs
 
 
 def fmt(value) -> str:
@@ -53,8 +54,13 @@ def bar_checks(metrics: dict, baseline: dict | None) -> list[tuple[str, str, boo
 
 
 def samples(directory: Path, test_lines: list[str], count: int = 20) -> dict[str, list]:
-    """Twenty prior samples, reconstructions and homotopies (between pairs of test lines)."""
+    """Twenty prior samples, reconstructions and homotopies (between pairs of test lines); for a VRNN,
+    twenty samples and a few teacher-forced reconstructions."""
     vae = load(directory)
+    if vae.latent == "sequence":
+        originals = test_lines[:SEQUENCE_RECONSTRUCTIONS]
+        return {"samples (temperature 0.8)": vae.sample(count, temperature=0.8, seed=SEED),
+                "teacher-forced reconstructions": list(zip(originals, vae.reconstruct(originals)))}
     if vae.model.is_lm:
         return {"samples": vae.sample(vae.prior(count, seed=SEED), temperature=0.8, seed=SEED)}
     prior = vae.prior(count, seed=SEED)
@@ -76,6 +82,8 @@ def render(directory: Path, config: dict, evaluation: dict, lines: dict) -> str:
     train, model = config.get("train", {}), config["model"]
     test, baseline = evaluation.get("test"), evaluation.get("baseline")
     kind = "plain LSTM language model (baseline)" if model["nz"] == 0 else "sentence VAE"
+    if config.get("kind") == "vrnn":
+        kind = "VRNN, a latent per piece (Chung et al. 2015)"
     if model.get("latent") == "bernoulli":
         kind += f" with a code of {model['nz']} bits"
     if model.get("condition"):
@@ -109,7 +117,7 @@ def render(directory: Path, config: dict, evaluation: dict, lines: dict) -> str:
                   f"words), against the unconditioned model `{control['unconditioned']}` decoding the same codes.",
                   _table([("this model", control["mae"]), ("unconditioned", control["mae_unconditioned"])],
                          ("model", "syllable MAE"))]
-    if test and model["nz"] > 0:
+    if test and model["nz"] > 0 and config.get("kind") != "vrnn":
         checks = bar_checks(test, baseline)
         parts += ["## Acceptance bar", _table([(c, v, "yes" if ok else "NO") for c, v, ok in checks],
                                              ("criterion", "observed", "met"))]
@@ -117,6 +125,10 @@ def render(directory: Path, config: dict, evaluation: dict, lines: dict) -> str:
         parts.append(f"## {title.capitalize()}")
         if title == "reconstructions":
             parts.append(_table(items, ("input", "beam 4 from the posterior mean")))
+        elif title == "teacher-forced reconstructions":
+            parts.append("The most likely piece at each step, the recurrence reading the line's own pieces "
+                         "and each step's latent at its posterior mean.")
+            parts.append(_table(items, ("input", "reconstruction")))
         elif title == "homotopies":
             parts.append("Each row: beam 4 along five evenly spaced codes between the posterior means "
                          "of two test lines.")

@@ -1,6 +1,7 @@
 """Checkpoint directories: plain files, no pickle, every write atomic.
 
-    config.json          format version, model config, training settings, epoch, validation metrics
+    config.json          format version, kind ("vrnn" for a VRNN), model config, training settings, epoch,
+                         validation metrics
     model.safetensors    weights (and the piece-frequency order of the output layer)
     tokenizer/en/...     the BPEmb SentencePiece model, so loading never needs the network
     metrics.jsonl        one JSON object per epoch (the app plots it)
@@ -22,9 +23,11 @@ from safetensors.torch import load_file, save_file
 
 from .model import ModelConfig, SentenceVAE
 from .tokenizer import LANG, MODEL_NAME, Tokenizer, TokenizerError
+from .vrnn import VRNN, VRNNConfig
 
 FORMAT = "latent-verse/1"
 SHIPPED = Path(__file__).resolve().parent.parent / "checkpoints" / "poetry"
+MODEL_CLASSES = {"vrnn": (VRNN, VRNNConfig)}  # by config.json's "kind"; every other kind is a sentence VAE
 
 
 class CheckpointError(ValueError):
@@ -89,15 +92,17 @@ def copy_tokenizer(source_dir: Path, directory: Path) -> None:
         _atomic(dst, lambda tmp: shutil.copyfile(src, tmp))
 
 
-def save_model(directory: Path, model: SentenceVAE, info: dict) -> None:
-    """Write weights, then ``config.json`` (model config + ``info``) into ``directory``."""
+def save_model(directory: Path, model: SentenceVAE | VRNN, info: dict) -> None:
+    """Write weights, then ``config.json`` (model config + ``info``, whose ``kind`` says which model
+    class loads it) into ``directory``."""
     directory = Path(directory)
     write_tensors(directory / "model.safetensors", model.state_dict())
     write_json(directory / "config.json", {"format": FORMAT, "model": model.config.to_dict(), **info})
 
 
-def build_model(directory: Path, weights: str = "model.safetensors") -> tuple[SentenceVAE, dict]:
-    """A model from a checkpoint directory, checked key by key and shape by shape."""
+def build_model(directory: Path, weights: str = "model.safetensors") -> tuple[SentenceVAE | VRNN, dict]:
+    """A model from a checkpoint directory (a VRNN for kind "vrnn", else a sentence VAE), checked key
+    by key and shape by shape."""
     directory = Path(directory)
     if not directory.is_dir():
         raise CheckpointError(f"checkpoint directory not found: {directory}")
@@ -105,7 +110,8 @@ def build_model(directory: Path, weights: str = "model.safetensors") -> tuple[Se
     if config.get("format") != FORMAT:
         raise CheckpointError(f"{directory / 'config.json'}: format {config.get('format')!r}, expected {FORMAT!r}")
     try:
-        model = SentenceVAE(ModelConfig.from_dict(config["model"]))
+        model_class, config_class = MODEL_CLASSES.get(config.get("kind"), (SentenceVAE, ModelConfig))
+        model = model_class(config_class.from_dict(config["model"]))
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{directory / 'config.json'}: invalid model config: {err}") from err
     state = read_tensors(directory / weights)
@@ -128,7 +134,7 @@ def build_model(directory: Path, weights: str = "model.safetensors") -> tuple[Se
     return model, config
 
 
-def load_checkpoint(directory: str | Path | None = None) -> tuple[SentenceVAE, Tokenizer, dict]:
+def load_checkpoint(directory: str | Path | None = None) -> tuple[SentenceVAE | VRNN, Tokenizer, dict]:
     """Model (in eval mode), tokenizer and config of a checkpoint; the shipped one by default."""
     directory = Path(directory) if directory is not None else SHIPPED
     model, config = build_model(directory)

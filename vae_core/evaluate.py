@@ -4,7 +4,9 @@
 
 All quantities are in nats per line unless named per token: ``elbo`` is the negative ELBO
 (``rec + kl``), ``iw_nll`` the importance-weighted bound on -log p(x), ``ppl`` exp(iw_nll summed
-over lines / pieces, end-of-line included).
+over lines / pieces, end-of-line included). A VRNN's ``kl`` sums the KL of every step, its
+``iw_nll`` weighs whole trajectories of latents, and it has no ``mi`` or ``active_units`` (no code
+for a whole line).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from .data import Corpus, read_lines
 from .latent import Posterior, concat
 from .model import SentenceVAE
 from .syllables import count
+from .vrnn import VRNN
 
 ACTIVE_THRESHOLD = 0.01  # a unit is active when Var_x E[z|x] is at least this
 
@@ -106,6 +109,18 @@ def iw_nll(model: SentenceVAE, corpus: Corpus, samples: int = 100, batch_size: i
     return result
 
 
+@torch.no_grad()
+def sequence_terms(model: VRNN, corpus: Corpus, batch_size: int = 512, generator=None) -> dict:
+    """Mean ``rec``, ``kl`` and ``elbo`` per line of a VRNN, one trajectory of latents per line."""
+    rec = kl = 0.0
+    for index in corpus.batches(batch_size):
+        terms = model.terms(*corpus.batch(index)[:2], generator=generator)
+        rec += float(terms.rec.sum())
+        kl += float(terms.kl.sum())
+    n = len(corpus)
+    return {"n_lines": n, "rec": rec / n, "kl": kl / n, "elbo": (rec + kl) / n}
+
+
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
 
@@ -133,6 +148,8 @@ def evaluate(directory, lines: list[str], iw_samples: int = 100, seed: int = 0, 
     from .sampler import load  # sampler imports this module's helpers
 
     sampler = load(directory)
+    if sampler.latent == "sequence":
+        return evaluate_sequence(sampler, lines, iw_samples, seed, batch_size)
     model, tokenizer = sampler.model, sampler.tokenizer
     corpus = Corpus.from_lines(lines, tokenizer, model.config.condition)
     generator = torch.Generator().manual_seed(seed)
@@ -154,6 +171,28 @@ def evaluate(directory, lines: list[str], iw_samples: int = 100, seed: int = 0, 
     syllables = corpus.cond.long().tolist() if corpus.cond is not None else None
     decoded = sampler.greedy(posteriors(model, corpus).mean, syllables=syllables)
     out["recon_f1"] = sum(unigram_f1(a, b) for a, b in zip(lines, decoded)) / len(lines)
+    return out
+
+
+def evaluate_sequence(sampler, lines: list[str], iw_samples: int = 100, seed: int = 0, batch_size: int = 64) -> dict:
+    """``evaluate`` for a VRNN (``sampler`` a ``SequenceSampler``): the ELBO terms, iw_nll over
+    trajectories, ppl and the unigram F1 of teacher-forced reconstructions."""
+    model = sampler.model
+    corpus = Corpus.from_lines(lines, sampler.tokenizer)
+    generator = torch.Generator().manual_seed(seed)
+    n_pieces = int(corpus.lengths.sum())
+    out = sequence_terms(model, corpus, generator=generator)
+    total = sum(float(model.iw_nll(*corpus.batch(index)[:2], iw_samples, generator=generator).sum())
+                for index in corpus.batches(batch_size))
+    reconstructed = sampler.reconstruct(lines)
+    out.update(
+        n_pieces=n_pieces,
+        iw_nll=total / len(lines),
+        iw_samples=iw_samples,
+        ppl=math.exp(total / n_pieces),
+        nz=model.config.nz,
+        recon_f1=sum(unigram_f1(a, b) for a, b in zip(lines, reconstructed)) / len(lines),
+    )
     return out
 
 

@@ -11,6 +11,9 @@ Method names follow the BPEmb VAE sampler of seed 000 (``z``, ``mu``, ``greedy``
 For a bit-vector (Bernoulli) model a code is a vector of probabilities in [0, 1]: ``mu`` gives
 each bit's posterior P(bit = 1), ``z``, ``prior`` and ``neighbours`` give bits (0 or 1), and the
 decoder reads the most likely bits of whatever code it is given (p >= 0.5 is a 1).
+
+A VRNN checkpoint loads as a ``SequenceSampler``: a latent per piece and no code for a whole line, so
+it offers only ``sample(n)`` and ``reconstruct(lines)``. ``latent`` tells the two apart.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from .checkpoint import SHIPPED, load_checkpoint
 from .data import conditions
 from .latent import Bernoulli, Gaussian, Posterior, concat
 from .model import SentenceVAE
-from .tokenizer import Tokenizer
+from .tokenizer import EOS, Tokenizer
+from .vrnn import VRNN
 
 METHODS = ("greedy", "sample", "beam")
 INTERPOLATIONS = ("linear", "slerp")
@@ -75,23 +79,12 @@ class Sampler:
         return self.model.config.condition
 
     # ---- encoding ------------------------------------------------------------------------
-    def _check_lines(self, lines) -> list[str]:
-        if isinstance(lines, str):
-            lines = [lines]
-        lines = list(lines)
-        for i, line in enumerate(lines):
-            if not isinstance(line, str):
-                raise ValueError(f"line {i} is {type(line).__name__}, expected a string")
-            if not line.strip():
-                raise ValueError(f"line {i} is empty: give at least one word to encode")
-        return lines
-
     @torch.no_grad()
     def posterior(self, lines) -> Posterior:
         """q(z|line) of the lines (see ``vae_core.latent``), on the CPU."""
         if self.model.is_lm:
             raise ValueError("this checkpoint is a language model: it has no latent space to encode into")
-        lines = self._check_lines(lines)
+        lines = check_lines(lines)
         if not lines:
             empty = torch.empty(0, self.nz)
             return Bernoulli(empty, self.model.prior_logit) if self.bits else Gaussian(empty, empty.clone())
@@ -271,6 +264,96 @@ def most_likely_bits(p: torch.Tensor) -> torch.Tensor:
     return (p >= 0.5).float()
 
 
+def _no_sentence_code(name: str):
+    """A method of ``Sampler`` that a VRNN cannot offer: it says why instead."""
+
+    def refuse(self, *args, **kwargs):
+        raise ValueError(f"{name}() needs a sentence code: a VRNN has a latent per step and no sentence code "
+                         "(use sample(n) or reconstruct(lines))")
+
+    refuse.__name__ = name
+    return refuse
+
+
+class SequenceSampler:
+    """A loaded VRNN: batched generation and reconstruction of lines, latents step by step."""
+
+    def __init__(self, model: VRNN, tokenizer: Tokenizer, config: dict | None = None, directory=None):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.config = config or {}
+        self.directory = Path(directory) if directory is not None else None
+
+    @property
+    def latent(self) -> str:
+        """The kind of latent: a Gaussian per piece, no code for the whole line."""
+        return "sequence"
+
+    @property
+    def nz(self) -> int:
+        """Latent dimensions per piece."""
+        return self.model.config.nz
+
+    @property
+    def max_len(self) -> int:
+        return self.model.config.max_len
+
+    @property
+    def condition(self) -> str:
+        """A VRNN is never conditioned."""
+        return ""
+
+    def sample(self, n: int, temperature: float = 1.0, seed: int | None = None,
+               max_len: int | None = None) -> list[str]:
+        """``n`` lines, each step's latent from the prior and its piece from the softmax at ``temperature``
+        (0: the most likely piece, the latents still drawn)."""
+        _check_count("n", n)
+        if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature < 0:
+            raise ValueError(f"temperature must be a non-negative number, got {temperature!r}")
+        max_len = self.max_len if max_len is None else max_len
+        _check_count("max_len", max_len, minimum=1, maximum=MAX_DECODE_LEN)
+        ids = self.model.generate(n, max_len, temperature, _generator(seed))
+        return [self.tokenizer.decode(row) for row in ids.tolist()]
+
+    @torch.no_grad()
+    def reconstruct(self, lines) -> list[str]:
+        """The most likely piece at each piece of each line, teacher-forced with the latents at their
+        posterior means (see ``VRNN.reconstruct`` for what this shows); an end of line guessed
+        mid-line is left out."""
+        ids = self.tokenizer.encode(check_lines(lines))
+        device = self.model.rank_of.device
+        out = []
+        for start in range(0, len(ids), ENCODE_BATCH):
+            tokens, lengths = self.tokenizer.batch(ids[start : start + ENCODE_BATCH])
+            rows = self.model.reconstruct(tokens.to(device), lengths.to(device)).tolist()
+            out += [[p for p in row[: n - 1] if p != EOS] for row, n in zip(rows, lengths.tolist())]
+        return [self.tokenizer.decode(row) for row in out]
+
+    posterior = _no_sentence_code("posterior")
+    mu = _no_sentence_code("mu")
+    z = _no_sentence_code("z")
+    encode = _no_sentence_code("encode")
+    prior = _no_sentence_code("prior")
+    interpolate = _no_sentence_code("interpolate")
+    neighbours = _no_sentence_code("neighbours")
+    greedy = _no_sentence_code("greedy")
+    beam = _no_sentence_code("beam")
+    decode = _no_sentence_code("decode")
+
+
+def check_lines(lines) -> list[str]:
+    """``lines`` (or one line) as a list of non-empty strings; anything else is a ValueError."""
+    if isinstance(lines, str):
+        lines = [lines]
+    lines = list(lines)
+    for i, line in enumerate(lines):
+        if not isinstance(line, str):
+            raise ValueError(f"line {i} is {type(line).__name__}, expected a string")
+        if not line.strip():
+            raise ValueError(f"line {i} is empty: give at least one word to encode")
+    return lines
+
+
 def first_appearances(lines: list[str]) -> list[tuple[int, str]]:
     """The distinct lines of a homotopy with the step at which each first appears."""
     seen: dict[str, int] = {}
@@ -284,8 +367,9 @@ def _check_count(name: str, value, minimum: int = 0, maximum: int = MAX_COUNT) -
         raise ValueError(f"{name} must be an integer from {minimum} to {maximum}, got {value!r}")
 
 
-def load(path: str | Path | None = None) -> Sampler:
-    """A sampler for the checkpoint directory ``path`` (default: the shipped poetry model)."""
+def load(path: str | Path | None = None) -> Sampler | SequenceSampler:
+    """A sampler for the checkpoint directory ``path`` (default: the shipped poetry model): a
+    ``SequenceSampler`` for a VRNN."""
     directory = Path(path) if path is not None else SHIPPED
     model, tokenizer, config = load_checkpoint(directory)
-    return Sampler(model, tokenizer, config, directory)
+    return (SequenceSampler if isinstance(model, VRNN) else Sampler)(model, tokenizer, config, directory)

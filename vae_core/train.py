@@ -1,4 +1,4 @@
-"""Train a sentence VAE (or the plain LSTM LM baseline) on a corpus of lines.
+"""Train a sentence VAE (or the plain LSTM LM baseline, or a VRNN) on a corpus of lines.
 
     python -m vae_core.train --data data/poetry --out checkpoints/my-model
     python -m vae_core.train --data data/poetry --out checkpoints/my-model --resume
@@ -23,10 +23,11 @@ from tqdm import tqdm
 
 from . import checkpoint as ckpt
 from .data import Corpus, read_lines, split_paths
-from .evaluate import elbo_terms
+from .evaluate import elbo_terms, sequence_terms
 from .latent import Gaussian
 from .model import ModelConfig, SentenceVAE
 from .tokenizer import Tokenizer
+from .vrnn import VRNN, VRNNConfig
 
 
 def opt(default, help: str, **extra):
@@ -46,8 +47,9 @@ class TrainConfig:
         "vae",
         "vae: sentence VAE; lm: the same decoder without a latent (baseline); "
         "syllable-vae: the VAE with each line's syllable count given to encoder and decoder; "
-        "bernoulli-vae: the VAE with a code of --nz bits (seed 002)",
-        choices=["vae", "lm", "syllable-vae", "bernoulli-vae"],
+        "bernoulli-vae: the VAE with a code of --nz bits (seed 002); "
+        "vrnn: a latent per piece (Chung et al. 2015), sized by --emb-dim, --dec-hidden (its GRU) and --nz (per piece)",
+        choices=["vae", "lm", "syllable-vae", "bernoulli-vae", "vrnn"],
     )
     # model size and regularisation (see vae_core.model.ModelConfig)
     emb_dim: int = opt(256, "piece embedding size")
@@ -105,8 +107,11 @@ class TrainConfig:
     def condition(self) -> str:
         return "syllables" if self.model == "syllable-vae" else ""
 
-    def model_config(self, cond: torch.Tensor | None = None) -> ModelConfig:
+    def model_config(self, cond: torch.Tensor | None = None) -> ModelConfig | VRNNConfig:
         """The model to build; ``cond`` (the training lines' conditions) sets its normalisation."""
+        if self.model == "vrnn":
+            return VRNNConfig(emb_dim=self.emb_dim, hidden=self.dec_hidden, nz=self.nz, dropout=self.dropout,
+                              max_len=self.max_len)
         values = {name: getattr(self, name) for name in MODEL_FIELDS}
         if self.model == "lm":
             values.update(nz=0, bn_gamma=0.0, word_dropout=0.0)
@@ -138,6 +143,10 @@ def batch_loss(run: Run, batch, beta: float, autoencoder: bool = False):
     """
     cfg, model = run.cfg, run.model
     tokens, lengths, cond = batch
+    if isinstance(model, VRNN):
+        terms = model.terms(tokens, lengths)
+        rec, kl = terms.rec.mean(), terms.kl.mean()
+        return rec + beta * kl, {"rec": rec.item(), "kl": kl.item()}
     if model.is_lm:
         rec = model.reconstruction(tokens, lengths, model.code(None, cond)).mean()
         return rec, {"rec": rec.item(), "kl": 0.0}
@@ -333,7 +342,7 @@ def train(cfg: TrainConfig) -> Path:
     train_set, valid_set, test_lines = load_data(cfg, tokenizer)
     print(f"data: {len(train_set)} training lines, {len(valid_set)} validation, {len(test_lines)} test", flush=True)
 
-    model = SentenceVAE(cfg.model_config(train_set.cond))
+    model = (VRNN if cfg.model == "vrnn" else SentenceVAE)(cfg.model_config(train_set.cond))
     model.set_piece_order(train_set.piece_counts(model.config.vocab_size))
     model.to(device)
     run = Run(cfg, model, device)
@@ -365,7 +374,7 @@ def train(cfg: TrainConfig) -> Path:
         seconds = time.monotonic() - started
         run.seconds += seconds
         model.eval()
-        valid = elbo_terms(model, valid_dev)
+        valid = (sequence_terms if cfg.model == "vrnn" else elbo_terms)(model, valid_dev)
         run.epoch += 1
         if run.epoch == cfg.pretrain_epochs and not model.is_lm:
             model.reset_parameters(decoder_only=True)
@@ -423,6 +432,9 @@ def parse_args(argv=None) -> TrainConfig:
             ("kl_cycles", cfg.kl_cycles >= 1, "at least 1"),
             ("pretrain_epochs", 0 <= cfg.pretrain_epochs < cfg.epochs, "below --epochs"),
             ("max_len", cfg.max_len >= 1, "at least 1"),
+            ("aggressive", not (cfg.model == "vrnn" and cfg.aggressive), "off for --model vrnn"),
+            ("pretrain_epochs", not (cfg.model == "vrnn" and cfg.pretrain_epochs), "0 for --model vrnn"),
+            ("free_bits", not (cfg.model == "vrnn" and cfg.free_bits), "0 for --model vrnn"),
         ]
         if not ok
     ]
