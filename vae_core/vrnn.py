@@ -115,7 +115,7 @@ class VRNN(nn.Module):
             h = self.rnn(torch.cat([x[:, t], feature], dim=-1), h)
         return tuple(torch.stack(parts, dim=1) for parts in (states, features, zs, mus, logvars))
 
-    def _features(self, states: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    def _decoder_out(self, states: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         """The decoder's input to the output layer, from h_{t-1} and phi_z(z_t) (any leading shape)."""
         return self.drop(self.decoder(torch.cat([features, states], dim=-1)))
 
@@ -127,7 +127,7 @@ class VRNN(nn.Module):
         mask = torch.arange(targets.size(1), device=targets.device) < lengths.unsqueeze(1)
         states, features, z, mu, logvar = (part[mask] for part in self._walk(targets, sample, generator))
         prior_mu, prior_logvar = self.prior(states).chunk(2, dim=-1)
-        nll = -self.out(self._features(states, features), self.rank_of[targets[mask]]).output
+        nll = -self.out(self._decoder_out(states, features), self.rank_of[targets[mask]]).output
         kl = gaussian_kl(mu, logvar, prior_mu, prior_logvar)
         log_ratio = log_normal(z, prior_mu, prior_logvar) - log_normal(z, mu, logvar)
 
@@ -172,7 +172,7 @@ class VRNN(nn.Module):
         for t in range(max_len):
             mu, logvar = self.prior(h).chunk(2, dim=-1)
             feature = self.phi_z(mu + noise[:, t] * torch.exp(0.5 * logvar))
-            log_probs = self.out.log_prob(self._features(h, feature))  # columns in frequency-rank order
+            log_probs = self.out.log_prob(self._decoder_out(h, feature))  # columns in frequency-rank order
             if temperature > 0:
                 ranks = torch.multinomial((log_probs / temperature).softmax(dim=-1), 1, generator=generator)[:, 0]
             else:
@@ -198,5 +198,5 @@ class VRNN(nn.Module):
         targets = tokens[:, 1:]
         mask = torch.arange(targets.size(1), device=targets.device) < lengths.unsqueeze(1)
         states, features, *_ = self._walk(targets, sample=False)
-        ranks = self.out.predict(self._features(states[mask], features[mask]))
+        ranks = self.out.predict(self._decoder_out(states[mask], features[mask]))
         return torch.full_like(targets, EOS).masked_scatter(mask, self.piece_of()[ranks])
