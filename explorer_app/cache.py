@@ -28,12 +28,24 @@ def checkpoint_path(name: str) -> str:
     return str((checkpoints_root() / name).resolve())
 
 
+def _config(path: str) -> dict:
+    """A checkpoint's config.json, or {} when it is unreadable (loading the model reports why)."""
+    try:
+        config = read_json(Path(path) / "config.json")
+    except CheckpointError:
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
 def condition(path: str) -> str:
     """What a checkpoint's model is conditioned on ("" for none, or when its config is unreadable)."""
-    try:
-        return read_json(Path(path) / "config.json")["model"].get("condition", "")
-    except (CheckpointError, KeyError, TypeError, AttributeError):
-        return ""
+    model = _config(path).get("model")
+    return str(model.get("condition", "")) if isinstance(model, dict) else ""
+
+
+def kind(path: str) -> str:
+    """A checkpoint's model kind ("vae", "vrnn", ...; "" when its config is unreadable)."""
+    return str(_config(path).get("kind", ""))
 
 
 @st.cache_resource(show_spinner="Loading the model…")

@@ -43,21 +43,26 @@ def render() -> Settings:
         st.session_state["settings.checkpoint"] = names[0]
     sidebar.selectbox("Checkpoint", names, key="settings.checkpoint",
                       help="Every directory under checkpoints/ with a config.json")
-    sidebar.radio("Decoding", METHODS, key="settings.method", horizontal=True,
+    path = cache.checkpoint_path(st.session_state["settings.checkpoint"])
+    vrnn = cache.kind(path) == "vrnn"  # no sentence code: it only generates (at the Sample tab's temperature)
+    if vrnn:
+        sidebar.caption("A VRNN generates piece by piece at the Sample tab's temperature; the decoding "
+                        "options below apply to sentence VAEs.")
+    sidebar.radio("Decoding", METHODS, key="settings.method", horizontal=True, disabled=vrnn,
                   help="greedy: the likeliest piece each step; sample: drawn at a temperature; "
                        "beam: the likeliest whole line among several hypotheses")
     method = st.session_state["settings.method"]
     # Options of the other methods stay on the page (disabled): a widget that is not drawn loses its value.
-    sidebar.slider("Temperature", 0.05, 2.0, step=0.05, key="settings.temperature", disabled=method != "sample")
-    sidebar.slider("Top-p (nucleus)", 0.05, 1.0, step=0.05, key="settings.top_p", disabled=method != "sample")
-    sidebar.slider("Beam width", 1, 12, key="settings.width", disabled=method != "beam")
+    sidebar.slider("Temperature", 0.05, 2.0, step=0.05, key="settings.temperature", disabled=vrnn or method != "sample")
+    sidebar.slider("Top-p (nucleus)", 0.05, 1.0, step=0.05, key="settings.top_p", disabled=vrnn or method != "sample")
+    sidebar.slider("Beam width", 1, 12, key="settings.width", disabled=vrnn or method != "beam")
     sidebar.slider("Maximum length (pieces)", 4, 64, key="settings.max_len")
-    conditioned = cache.condition(cache.checkpoint_path(st.session_state["settings.checkpoint"])) == "syllables"
+    conditioned = cache.condition(path) == "syllables"
     sidebar.slider("Syllables per line", 1, 20, key="settings.syllables", disabled=not conditioned,
                    help="Steers every decoded line of a model conditioned on syllable counts (checkpoints "
                         "trained with --model syllable-vae); other models ignore it")
     sidebar.number_input("Random seed", 0, 2**31 - 1, step=1, key="settings.seed")
-    sidebar.radio("Encode lines by", ["mean", "sample"], key="settings.encode", horizontal=True,
+    sidebar.radio("Encode lines by", ["mean", "sample"], key="settings.encode", horizontal=True, disabled=vrnn,
                   format_func={"mean": "posterior mean", "sample": "posterior sample"}.get)
     walk = st.session_state["walk"]
     if walk:

@@ -228,6 +228,7 @@ def test_a_vrnn_offers_sampling_and_reconstruction(data_dir, tmp_path, monkeypat
     assert list(lines.columns) == ["input", "reconstruction"] and len(lines) == 3
     vrnn = vae_core.load(out)
     assert list(lines["reconstruction"]) == vrnn.reconstruct(list(lines["input"]))
+    assert at.radio(key="settings.method").disabled  # sentence-VAE decoding does not apply
     why = [i.value for i in at.info if "VRNN" in i.value]
     assert len(why) == 3  # the map, Interpolate and Neighbours each say why they are not offered
     samples = frames(at)[1]["line"].tolist()

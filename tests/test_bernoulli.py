@@ -10,13 +10,17 @@ import torch
 from torch.distributions import Bernoulli as TorchBernoulli
 from torch.distributions import kl_divergence
 
+import vae_core
 from vae_core import checkpoint as ckpt
+from vae_core.data import read_lines
 from vae_core.latent import Bernoulli
 from vae_core.model import ModelConfig, SentenceVAE
 from vae_core.tokenizer import BOS
 from vae_core.train import Run, TrainConfig, batch_loss, train
 
-from .conftest import ROOT, TINY
+from .conftest import POETRY, ROOT, TINY
+
+SHIPPED_BITS = ROOT / "checkpoints" / "poetry-bits"
 
 
 def test_kl_and_log_probs_match_torch_even_when_saturated():
@@ -152,3 +156,19 @@ def test_batch_normalised_logits_keep_every_bit_informative():
     q = model.posterior(tokens, torch.randint(2, 9, (64,), generator=g))
     assert torch.allclose(q.logits.std(dim=0, unbiased=False), torch.full((4,), 2.0), atol=0.02)
     assert (q.kl().mean(dim=0) > 0.2).all()  # far from the prior on average, whatever the weights
+
+
+def test_shipped_bit_vector_model():
+    """The shipped bit-vector model: its card's metrics, and codes whose bits matter to the lines."""
+    vae = vae_core.load(SHIPPED_BITS)
+    assert vae.latent == "bernoulli" and vae.nz == 32
+    test = json.loads((SHIPPED_BITS / "evaluation.json").read_text())["test"]
+    assert test["n_lines"] == 5000 and test["active_units"] >= 16 and test["kl"] > 1.0
+    lines = read_lines(POETRY / "test.txt")[:32]
+    p = vae.mu(lines)
+    own = vae.greedy(p)
+    words = " ".join(own).lower().split()
+    assert len(words) > 32 * 3
+    flipped = vae.greedy(1 - (p >= 0.5).float())  # every bit of every code flipped
+    assert sum(a != b for a, b in zip(own, flipped, strict=True)) >= 24
+    assert (SHIPPED_BITS / "projection.safetensors").is_file()
