@@ -18,9 +18,11 @@ def copy(tiny_checkpoint, tmp_path):
     return target
 
 
-def test_save_load_round_trip_is_bit_exact(vae, tmp_path):
+@pytest.mark.parametrize("fixture", ["vae", "bits_vae"])  # a Gaussian and a bit-vector code
+def test_save_load_round_trip_is_bit_exact(fixture, request, tmp_path):
+    vae = request.getfixturevalue(fixture)
     out = tmp_path / "saved"
-    ckpt.save_model(out, vae.model, {"kind": "vae"})
+    ckpt.save_model(out, vae.model, {"kind": vae.config["kind"]})
     ckpt.copy_tokenizer(vae.directory / "tokenizer", out)
     again = vae_core.load(out)
     for (name, a), (_, b) in zip(vae.model.state_dict().items(), again.model.state_dict().items()):

@@ -159,19 +159,19 @@ def evaluate(directory, lines: list[str], iw_samples: int = 100, seed: int = 0, 
         total = float(nll.sum())
         return {"n_lines": len(lines), "n_pieces": n_pieces, "nll": total / len(lines),
                 "ppl": math.exp(total / n_pieces)}
-    out = elbo_terms(model, corpus, generator=generator)
-    total = float(nll.sum())
-    out.update(
-        n_pieces=n_pieces,
-        iw_nll=total / len(lines),
-        iw_samples=iw_samples,
-        ppl=math.exp(total / n_pieces),
-        nz=model.config.nz,
-    )
     syllables = corpus.cond.long().tolist() if corpus.cond is not None else None
     decoded = sampler.greedy(posteriors(model, corpus).mean, syllables=syllables)
-    out["recon_f1"] = sum(unigram_f1(a, b) for a, b in zip(lines, decoded)) / len(lines)
-    return out
+    return elbo_terms(model, corpus, generator=generator) | _summary(float(nll.sum()), corpus, iw_samples,
+                                                                     model.config.nz, lines, decoded)
+
+
+def _summary(nll_total: float, corpus: Corpus, iw_samples: int, nz: int, lines: list[str],
+             reconstructed: list[str]) -> dict:
+    """The metrics every latent-variable model reports beside its ELBO terms."""
+    n_pieces = int(corpus.lengths.sum())
+    return {"n_pieces": n_pieces, "iw_nll": nll_total / len(lines), "iw_samples": iw_samples,
+            "ppl": math.exp(nll_total / n_pieces), "nz": nz,
+            "recon_f1": sum(unigram_f1(a, b) for a, b in zip(lines, reconstructed)) / len(lines)}
 
 
 def evaluate_sequence(sampler, lines: list[str], iw_samples: int = 100, seed: int = 0, batch_size: int = 64) -> dict:
@@ -180,20 +180,10 @@ def evaluate_sequence(sampler, lines: list[str], iw_samples: int = 100, seed: in
     model = sampler.model
     corpus = Corpus.from_lines(lines, sampler.tokenizer)
     generator = torch.Generator().manual_seed(seed)
-    n_pieces = int(corpus.lengths.sum())
     out = sequence_terms(model, corpus, generator=generator)
     total = sum(float(model.iw_nll(*corpus.batch(index)[:2], iw_samples, generator=generator).sum())
                 for index in corpus.batches(batch_size))
-    reconstructed = sampler.reconstruct(lines)
-    out.update(
-        n_pieces=n_pieces,
-        iw_nll=total / len(lines),
-        iw_samples=iw_samples,
-        ppl=math.exp(total / n_pieces),
-        nz=model.config.nz,
-        recon_f1=sum(unigram_f1(a, b) for a, b in zip(lines, reconstructed)) / len(lines),
-    )
-    return out
+    return out | _summary(total, corpus, iw_samples, model.config.nz, lines, sampler.reconstruct(lines))
 
 
 def main(argv=None) -> int:

@@ -28,8 +28,25 @@ from .latent import LATENTS, Bernoulli, Gaussian, Posterior
 from .tokenizer import UNK, VOCAB_SIZE
 
 
+class DictConfig:
+    """``from_dict``/``to_dict`` for a config dataclass stored in a checkpoint's config.json."""
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        unknown = set(values) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
+        values = dict(values)
+        if "cutoffs" in values:  # JSON has lists, the config a tuple
+            values["cutoffs"] = tuple(values["cutoffs"])
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
 @dataclass
-class ModelConfig:
+class ModelConfig(DictConfig):
     vocab_size: int = VOCAB_SIZE  # BPEmb pieces
     emb_dim: int = 256  # piece embedding, shared by encoder and decoder
     enc_hidden: int = 256  # encoder LSTM units (per direction)
@@ -52,20 +69,6 @@ class ModelConfig:
             raise ValueError(f"latent must be one of {LATENTS}, got {self.latent!r}")
         if self.latent == "bernoulli" and not 0 < self.prior_p < 1:
             raise ValueError(f"a Bernoulli latent needs prior_p in (0, 1), got {self.prior_p}")
-
-    @classmethod
-    def from_dict(cls, values: dict) -> ModelConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
-        values = dict(values)
-        if "cutoffs" in values:
-            values["cutoffs"] = tuple(values["cutoffs"])
-        return cls(**values)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class SentenceVAE(nn.Module):

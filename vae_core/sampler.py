@@ -47,10 +47,10 @@ def _generator(seed: int | None) -> torch.Generator | None:
     return torch.Generator().manual_seed(seed)
 
 
-class Sampler:
-    """A loaded checkpoint with batched encoding, latent operations and decoding."""
+class Loaded:
+    """A checkpoint's model (in eval mode), tokenizer, config.json and directory."""
 
-    def __init__(self, model: SentenceVAE, tokenizer: Tokenizer, config: dict | None = None, directory=None):
+    def __init__(self, model: SentenceVAE | VRNN, tokenizer: Tokenizer, config: dict | None = None, directory=None):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.config = config or {}
@@ -58,11 +58,16 @@ class Sampler:
 
     @property
     def nz(self) -> int:
+        """Latent dimensions (per piece for a VRNN)."""
         return self.model.config.nz
 
     @property
     def max_len(self) -> int:
         return self.model.config.max_len
+
+
+class Sampler(Loaded):
+    """A loaded sentence VAE with batched encoding, latent operations and decoding."""
 
     @property
     def latent(self) -> str:
@@ -275,28 +280,13 @@ def _no_sentence_code(name: str):
     return refuse
 
 
-class SequenceSampler:
+class SequenceSampler(Loaded):
     """A loaded VRNN: batched generation and reconstruction of lines, latents step by step."""
-
-    def __init__(self, model: VRNN, tokenizer: Tokenizer, config: dict | None = None, directory=None):
-        self.model = model.eval()
-        self.tokenizer = tokenizer
-        self.config = config or {}
-        self.directory = Path(directory) if directory is not None else None
 
     @property
     def latent(self) -> str:
         """The kind of latent: a Gaussian per piece, no code for the whole line."""
         return "sequence"
-
-    @property
-    def nz(self) -> int:
-        """Latent dimensions per piece."""
-        return self.model.config.nz
-
-    @property
-    def max_len(self) -> int:
-        return self.model.config.max_len
 
     @property
     def condition(self) -> str:

@@ -16,19 +16,19 @@ by the pieces' training-set frequency in the ``rank_of`` buffer.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from .latent import log_normal
-from .model import SentenceVAE
+from .model import DictConfig, SentenceVAE
 from .tokenizer import EOS, VOCAB_SIZE
 
 
 @dataclass
-class VRNNConfig:
+class VRNNConfig(DictConfig):
     vocab_size: int = VOCAB_SIZE  # BPEmb pieces
     emb_dim: int = 128  # piece embedding (phi_x) and latent features (phi_z)
     hidden: int = 256  # GRU state, and the width of the prior, encoder and decoder networks
@@ -36,20 +36,6 @@ class VRNNConfig:
     dropout: float = 0.2  # dropout on embeddings and decoder features while training
     cutoffs: tuple[int, ...] = (1000, 4000)  # adaptive softmax: head size, then cluster bounds
     max_len: int = 48  # pieces per line; longer input is truncated, generation stops here
-
-    @classmethod
-    def from_dict(cls, values: dict) -> VRNNConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown VRNN config keys: {sorted(unknown)}")
-        values = dict(values)
-        if "cutoffs" in values:
-            values["cutoffs"] = tuple(values["cutoffs"])
-        return cls(**values)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class LineTerms(NamedTuple):
