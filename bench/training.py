@@ -28,7 +28,7 @@ from vae_core import checkpoint as ckpt  # noqa: E402
 from vae_core.data import Corpus, read_lines  # noqa: E402
 from vae_core.model import ModelConfig, SentenceVAE  # noqa: E402
 from vae_core.tokenizer import Tokenizer  # noqa: E402
-from vae_core.train import TrainConfig, train  # noqa: E402
+from vae_core.train import Run, TrainConfig, train, train_step  # noqa: E402
 
 BATCHES, BATCH_SIZE = 40, 64
 
@@ -48,25 +48,56 @@ class PaddedVAE(SentenceVAE):
         return nll.sum(dim=1)
 
 
-def throughput(model, corpus: Corpus, batches: list[torch.Tensor]) -> tuple[float, float]:
-    """Lines/s and target pieces/s of training steps (forward, backward, Adam) over ``batches``."""
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    model.train()
+def throughput(step, corpus: Corpus, batches: list[torch.Tensor]) -> tuple[float, float]:
+    """Lines/s and target pieces/s of ``step(batch)`` (forward, backward, update) over ``batches``."""
     lines = pieces = 0
     start = None
     for i, index in enumerate(batches):
         if i == 3:  # the first steps warm up the allocator and kernels
             start, lines, pieces = time.perf_counter(), 0, 0
-        tokens, lengths, _ = corpus.batch(index)
+        batch = corpus.batch(index)
+        step(batch)
+        lines += len(index)
+        pieces += int(batch[1].sum())
+    seconds = time.perf_counter() - start
+    return lines / seconds, pieces / seconds
+
+
+def textbook_step(model: PaddedVAE):
+    """The baseline's training step: a plain loss, backward and Adam."""
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+
+    def step(batch):
+        tokens, lengths, _ = batch
         q = model.posterior(tokens, lengths)
         loss = (model.reconstruction(tokens, lengths, q.sample()[:, 0]) + q.kl().sum(1)).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
-        lines += len(index)
-        pieces += int(lengths.sum())
-    seconds = time.perf_counter() - start
-    return lines / seconds, pieces / seconds
+
+    return step
+
+
+def trainer_step(cfg: TrainConfig, model: SentenceVAE):
+    """The trainer's own step (``vae_core.train.train_step``) at full KL weight."""
+    run = Run(cfg, model, torch.device("cpu"))
+    model.train()
+    return lambda batch: train_step(run, batch, 1.0, run.optimizers)
+
+
+def lstm_step(model: SentenceVAE):
+    """Only the encoder's and the decoder's LSTMs, forward and backward, on inputs of the batch's
+    shape: a ceiling for any training step of this size (the rest of a step comes on top)."""
+
+    def step(batch):
+        tokens = batch[0]
+        n, t = tokens.size(0), tokens.size(1) - 1
+        encoded, _ = model.encoder(torch.randn(n, t, model.encoder.input_size, requires_grad=True))
+        decoded, _ = model.decoder(torch.randn(n, t, model.decoder.input_size, requires_grad=True))
+        (encoded.sum() + decoded.sum()).backward()
+
+    return step
 
 
 def report(name, value, unit, **extra):
@@ -90,9 +121,11 @@ def main() -> None:
 
     model = SentenceVAE(config)
     model.set_piece_order(corpus.piece_counts(config.vocab_size))
-    base_lines, base_pieces = throughput(PaddedVAE(config), corpus, padded)
-    lines, pieces = throughput(model, corpus, bucketed)
+    base_lines, base_pieces = throughput(textbook_step(PaddedVAE(config)), corpus, padded)
+    lines, pieces = throughput(trainer_step(shipped, model), corpus, bucketed)
+    ceiling, _ = throughput(lstm_step(model), corpus, bucketed)
     report("train: padded full-softmax VAE (baseline)", base_lines, "lines/s", pieces_per_s=round(base_pieces))
+    report("train: LSTM kernels alone at the shipped size (ceiling)", ceiling, "lines/s")
     report("train: shipped configuration", lines, "lines/s", pieces_per_s=round(pieces),
            baseline=round(base_lines, 2), ratio=round(lines / base_lines, 2), target=500)
     if args.budget_minutes:

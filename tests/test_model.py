@@ -5,7 +5,7 @@ import math
 import torch
 
 from vae_core.latent import Gaussian, log_normal
-from vae_core.model import ModelConfig, SentenceVAE
+from vae_core.model import Dropout, ModelConfig, SentenceVAE
 from vae_core.tokenizer import BOS
 
 SMALL = ModelConfig(emb_dim=16, enc_hidden=16, dec_hidden=24, nz=4, dropout=0.0)
@@ -77,6 +77,35 @@ def test_word_dropout_changes_training_loss_only():
     model.train()
     torch.manual_seed(0)
     assert not torch.equal(model.reconstruction(tokens, lengths, z), model.eval().reconstruction(tokens, lengths, z))
+
+
+def test_one_direction_encoder_reads_each_line_to_its_end_only():
+    """The padded run gives the same posterior as a packed one, and padding cannot change it."""
+    torch.manual_seed(0)
+    model = SentenceVAE(ModelConfig(emb_dim=16, enc_hidden=16, dec_hidden=24, nz=4, dropout=0.0,
+                                    bidirectional=False)).eval()
+    tokens, lengths = batch(n=8)
+    with torch.no_grad():
+        q = model.posterior(tokens, lengths)
+        packed = torch.nn.utils.rnn.pack_padded_sequence(model.embed(tokens[:, 1:]), lengths, batch_first=True,
+                                                         enforce_sorted=False)
+        _, (h, _) = model.encoder(packed)
+        assert torch.allclose(q.mean, model.to_posterior(h[0]).chunk(2, dim=-1)[0], atol=1e-6)
+        padded = torch.cat([tokens, torch.randint(3, 10000, (8, 5))], dim=1)
+        assert torch.allclose(model.posterior(padded, lengths).mean, q.mean, atol=1e-6)
+
+
+def test_dropout_zeroes_a_share_p_and_keeps_the_expectation():
+    drop = Dropout(0.3)
+    x = torch.full((200, 500), 2.0, requires_grad=True)
+    torch.manual_seed(0)
+    y = drop(x)
+    assert abs((y == 0).float().mean().item() - 0.3) < 0.01
+    assert torch.allclose(y[y != 0], torch.tensor(2.0 / 0.7))
+    assert abs(y.mean().item() - 2.0) < 0.02
+    y.sum().backward()
+    assert torch.equal(x.grad, (y / 2.0))  # the gradient passes through the same mask and scale
+    assert drop.eval()(x) is x
 
 
 def test_gaussian_helpers():

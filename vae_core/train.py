@@ -164,6 +164,7 @@ def batch_loss(run: Run, batch, beta: float, autoencoder: bool = False):
     kl = q.kl().mean(dim=0)
     kl_term = kl.clamp(min=cfg.free_bits).sum() if cfg.free_bits > 0 else kl.sum()
     loss = rec if autoencoder else rec + beta * kl_term
+    parts = {"rec": rec.item(), "kl": kl.sum().item()}
     if score:
         cost = rec_lines.detach()
         advantage = cost - run.baseline.value(lengths)
@@ -171,7 +172,7 @@ def batch_loss(run: Run, batch, beta: float, autoencoder: bool = False):
         loss = loss + surrogate - surrogate.detach()
         if model.training:
             run.baseline.update(cost, lengths)
-    return loss, {"rec": rec.item(), "kl": kl.sum().item()}
+    return loss, parts
 
 
 class Baseline:
@@ -275,6 +276,19 @@ def load_data(cfg: TrainConfig, tokenizer: Tokenizer) -> tuple[Corpus, Corpus, l
     return train_set, valid_set, test_lines
 
 
+def train_step(run: Run, batch, beta: float, optimizers: list, autoencoder: bool = False):
+    """One optimisation step on ``batch`` that updates the parameters of ``optimizers``; returns
+    ``batch_loss``'s loss and parts."""
+    loss, parts = batch_loss(run, batch, beta, autoencoder)
+    for opt in run.optimizers:
+        opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.cfg.clip, foreach=True)
+    for opt in optimizers:
+        opt.step()
+    return loss, parts
+
+
 def train_epoch(run: Run, corpus: Corpus, deadline: float, generator: torch.Generator) -> dict:
     """One pass over the training batches; returns mean training loss parts."""
     cfg, model = run.cfg, run.model
@@ -283,25 +297,19 @@ def train_epoch(run: Run, corpus: Corpus, deadline: float, generator: torch.Gene
     autoencoder = run.epoch < cfg.pretrain_epochs and not model.is_lm
     steps_per_epoch = len(batches)
     total_steps = steps_per_epoch * (cfg.epochs - cfg.pretrain_epochs)
-    sums = {"loss": 0.0, "rec": 0.0, "kl": 0.0}
+    sums = {}
     done = 0
     bar = tqdm(batches, desc=f"epoch {run.epoch + 1}", disable=None, leave=False)
     for index in bar:
         beta = 0.0 if autoencoder else kl_weight(cfg, run.step, steps_per_epoch, total_steps)
         if run.aggressive:
             encoder_burst(run, corpus, beta, generator)
-        loss, parts = batch_loss(run, corpus.batch(index), beta, autoencoder)
-        for opt in run.optimizers:
-            opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-        for opt in ([run.dec_opt] if run.aggressive else run.optimizers):
-            opt.step()
+        loss, parts = train_step(run, corpus.batch(index), beta, [run.dec_opt] if run.aggressive else run.optimizers,
+                                 autoencoder)
         if not autoencoder:
             run.step += 1
-        sums["loss"] += loss.item()
-        sums["rec"] += parts["rec"]
-        sums["kl"] += parts["kl"]
+        for key, value in {"loss": loss.item(), **parts}.items():
+            sums[key] = sums.get(key, 0.0) + value
         done += 1
         bar.set_postfix(loss=f"{loss.item():.2f}", kl=f"{parts['kl']:.2f}", beta=f"{beta:.2f}")
         if time.monotonic() > deadline:
@@ -311,16 +319,11 @@ def train_epoch(run: Run, corpus: Corpus, deadline: float, generator: torch.Gene
 
 def encoder_burst(run: Run, corpus: Corpus, beta: float, generator: torch.Generator) -> None:
     """He et al.'s inner loop: update only the encoder on fresh batches until the loss stops falling."""
-    cfg, model = run.cfg, run.model
+    cfg = run.cfg
     best, since_best = math.inf, 0
     for _ in range(cfg.aggressive_steps):
         index = torch.randint(len(corpus), (cfg.batch_size,), generator=generator)
-        loss, _ = batch_loss(run, corpus.batch(index), beta)
-        for opt in run.optimizers:
-            opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-        run.enc_opt.step()
+        loss, _ = train_step(run, corpus.batch(index), beta, [run.enc_opt])
         if loss.item() < best - 1e-3:
             best, since_best = loss.item(), 0
         else:

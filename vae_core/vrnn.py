@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from .latent import log_normal
-from .model import DictConfig, SentenceVAE
+from .model import DictConfig, Dropout, SentenceVAE
 from .tokenizer import EOS, VOCAB_SIZE
 
 
@@ -65,7 +65,7 @@ class VRNN(nn.Module):
         self.encoder = _mlp(c.emb_dim + c.hidden, c.hidden, 2 * c.nz)
         self.decoder = nn.Sequential(nn.Linear(c.emb_dim + c.hidden, c.hidden), nn.ELU())
         self.rnn = nn.GRUCell(2 * c.emb_dim, c.hidden)
-        self.drop = nn.Dropout(c.dropout)
+        self.drop = Dropout(c.dropout)
         self.out = nn.AdaptiveLogSoftmaxWithLoss(c.hidden, c.vocab_size, list(c.cutoffs), div_value=4.0)
         self.register_buffer("rank_of", torch.arange(c.vocab_size))
         self.reset_parameters()
