@@ -182,8 +182,9 @@ class Sampler(Loaded):
             limit = " up to 1 (a flip probability)" if self.bits else ""
             raise ValueError(f"noise must be a non-negative number{limit}, got {noise!r}")
         if self.bits:
+            bits = most_likely_bits(z)
             flips = torch.rand(n, self.nz, generator=_generator(seed)) < noise
-            return torch.where(flips, 1 - most_likely_bits(z), most_likely_bits(z))
+            return torch.where(flips, 1 - bits, bits)
         eps = torch.randn(n, self.nz, generator=_generator(seed))
         if std is not None:
             eps = eps * self.check_z(std)

@@ -308,10 +308,11 @@ def train_epoch(run: Run, corpus: Corpus, deadline: float, generator: torch.Gene
                                  autoencoder)
         if not autoencoder:
             run.step += 1
-        for key, value in {"loss": loss.item(), **parts}.items():
+        parts["loss"] = loss.item()
+        for key, value in parts.items():
             sums[key] = sums.get(key, 0.0) + value
         done += 1
-        bar.set_postfix(loss=f"{loss.item():.2f}", kl=f"{parts['kl']:.2f}", beta=f"{beta:.2f}")
+        bar.set_postfix(loss=f"{parts['loss']:.2f}", kl=f"{parts['kl']:.2f}", beta=f"{beta:.2f}")
         if time.monotonic() > deadline:
             break
     return {f"train_{k}": v / max(done, 1) for k, v in sums.items()} | {"beta": beta, "batches": done}
