@@ -1,7 +1,9 @@
 """The model's pieces against their definitions."""
 
+import dataclasses
 import math
 
+import pytest
 import torch
 
 from vae_core.latent import Gaussian, log_normal
@@ -19,9 +21,12 @@ def batch(n=5, length=7, vocab=10000, seed=0):
     return tokens, lengths
 
 
-def test_step_by_step_decoding_matches_teacher_forcing():
+@pytest.mark.parametrize("z_skip", [False, True])
+def test_step_by_step_decoding_matches_teacher_forcing(z_skip):
     torch.manual_seed(0)
-    model = SentenceVAE(SMALL).eval()
+    model = SentenceVAE(dataclasses.replace(SMALL, z_skip=z_skip)).eval()
+    if z_skip:
+        torch.nn.init.normal_(model.z_to_out.weight)  # it starts at zero, which would test nothing
     tokens, lengths = batch()
     z = torch.randn(5, 4)
     with torch.no_grad():
@@ -101,7 +106,7 @@ def test_dropout_zeroes_a_share_p_and_keeps_the_expectation():
     torch.manual_seed(0)
     y = drop(x)
     assert abs((y == 0).float().mean().item() - 0.3) < 0.01
-    assert torch.allclose(y[y != 0], torch.tensor(2.0 / 0.7))
+    assert torch.allclose(y[y != 0], torch.tensor(2.0 / 0.7), rtol=1e-4)  # p is rounded to 2^-15
     assert abs(y.mean().item() - 2.0) < 0.02
     y.sum().backward()
     assert torch.equal(x.grad, (y / 2.0))  # the gradient passes through the same mask and scale
@@ -117,3 +122,18 @@ def test_gaussian_helpers():
     assert torch.allclose(z[0].std(dim=0), torch.tensor([1.0, 2.0]), atol=0.05)
     expected = -0.5 * (2 * math.log(2 * math.pi))
     assert torch.allclose(log_normal(torch.zeros(2), torch.zeros(2), torch.zeros(2)), torch.tensor(expected))
+
+
+def test_z_skip_starts_as_the_model_without_it():
+    """A zero-initialised skip adds nothing, so ``--init`` can add one to a trained model."""
+    torch.manual_seed(0)
+    plain = SentenceVAE(SMALL).eval()
+    skip = SentenceVAE(dataclasses.replace(SMALL, z_skip=True)).eval()
+    missing, unexpected = skip.load_state_dict(plain.state_dict(), strict=False)
+    assert sorted(missing) == ["z_to_out.bias", "z_to_out.weight"] and not unexpected
+    tokens, lengths = batch()
+    z = torch.randn(5, 4)
+    with torch.no_grad():
+        assert torch.equal(skip.reconstruction(tokens, lengths, z), plain.reconstruction(tokens, lengths, z))
+        torch.nn.init.normal_(skip.z_to_out.weight)
+        assert not torch.allclose(skip.reconstruction(tokens, lengths, z), plain.reconstruction(tokens, lengths, z))

@@ -76,6 +76,14 @@ def test_recipes_run(data_dir, tmp_path):
         assert ckpt.read_metrics(out)[-1]["epoch"] == extra["epochs"]
 
 
+def test_init_starts_from_a_checkpoint_and_may_add_a_skip(tiny_checkpoint, data_dir, tmp_path):
+    base = dict(data=str(data_dir), epochs=1, init=str(tiny_checkpoint), **{**TINY, "card_iw_samples": 0})
+    out = train(TrainConfig(out=str(tmp_path / "skip"), z_skip=True, **base))
+    assert ckpt.read_metrics(out)[0]["valid_rec"] < ckpt.read_metrics(tiny_checkpoint)[0]["valid_rec"]
+    with pytest.raises(ValueError, match="does not fit the model options"):
+        train(TrainConfig(out=str(tmp_path / "bigger"), **{**base, "dec_hidden": 96}))
+
+
 def test_kl_schedules():
     cfg = TrainConfig(kl_schedule="linear", kl_warmup=2.0)
     assert kl_weight(cfg, 0, 10, 100) == 0.0

@@ -46,13 +46,18 @@ class DictConfig:
 
 
 class Dropout(nn.Dropout):
-    """``nn.Dropout`` with its mask drawn by ``torch.rand``: the same distribution, drawn in half the
-    time on CPU (``nn.Dropout``'s Bernoulli sampling took 7% of a training step at the shipped size)."""
+    """``nn.Dropout`` with its mask drawn as 15-bit random integers, ``p`` rounded to a multiple of
+    2^-15: on CPU about 2x faster than ``torch.rand`` and 4x faster than ``nn.Dropout``'s Bernoulli
+    sampling, which took 7% of a training step at the shipped size."""
+
+    LEVELS = 2**15  # int16 ``random_()`` draws uniformly from [0, 2^15)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
             return x
-        return x * torch.rand_like(x).ge_(self.p).mul_(1 / (1 - self.p))
+        dropped = round(self.p * self.LEVELS)
+        keep = torch.empty(x.shape, dtype=torch.int16, device=x.device).random_() >= dropped
+        return x * keep.to(x.dtype).mul_(self.LEVELS / (self.LEVELS - dropped))
 
 
 @dataclass
@@ -68,6 +73,7 @@ class ModelConfig(DictConfig):
     dropout: float = 0.2  # dropout on embeddings and decoder outputs while training
     word_dropout: float = 0.0  # chance of replacing a decoder input piece by <unk> while training
     bn_gamma: float = 0.0  # BN-VAE: fixed scale of batch-normalised posterior means; 0 = off
+    z_skip: bool = False  # the code also feeds the output layer directly (skip-VAE, Dieng et al. 2019)
     cutoffs: tuple[int, ...] = (1000, 4000)  # adaptive softmax: head size, then cluster bounds
     max_len: int = 48  # pieces per line; longer input is truncated, decoding stops here
     condition: str = ""  # "" (none) or "syllables": a scalar both encoder and decoder see
@@ -101,6 +107,8 @@ class SentenceVAE(nn.Module):
             self.mu_shift = nn.Parameter(torch.zeros(c.nz)) if c.bn_gamma > 0 else None
         if self.code_dim > 0:
             self.z_to_state = nn.Linear(self.code_dim, 2 * c.dec_hidden)
+        # skip-VAE: W z is added to every decoder output, so z can favour words wherever they fall
+        self.z_to_out = nn.Linear(self.code_dim, c.dec_hidden) if c.z_skip and self.code_dim > 0 else None
         self.decoder = nn.LSTM(c.emb_dim + self.code_dim, c.dec_hidden, batch_first=True)
         self.out = nn.AdaptiveLogSoftmaxWithLoss(c.dec_hidden, c.vocab_size, list(c.cutoffs), div_value=4.0)
         self.register_buffer("rank_of", torch.arange(c.vocab_size))
@@ -117,8 +125,8 @@ class SentenceVAE(nn.Module):
         modules = [self.decoder, self.out] if decoder_only else [self]
         for module in modules:
             for name, p in module.named_parameters():
-                if "bias" in name or "shift" in name:
-                    nn.init.zeros_(p)
+                if "bias" in name or "shift" in name or name.startswith("z_to_out"):
+                    nn.init.zeros_(p)  # a zero skip starts as the model without one (see ``--init``)
                 else:
                     nn.init.uniform_(p, -0.1, 0.1)
 
@@ -206,11 +214,18 @@ class SentenceVAE(nn.Module):
         if state is None:
             state = self.initial_state(code, inputs.size(0))
         out, state = self.decoder(x, state)
-        return self.drop(out), state
+        return self.skip(self.drop(out), code), state
+
+    def skip(self, out: torch.Tensor, code: torch.Tensor | None) -> torch.Tensor:
+        """Decoder outputs ``[N, ..., H]`` as the output layer sees them: plus ``W code`` with a skip."""
+        if self.z_to_out is None:
+            return out
+        added = self.z_to_out(code)
+        return out + (added.unsqueeze(1) if out.dim() == 3 else added)
 
     def cell(self, tokens: torch.Tensor, code: torch.Tensor | None, state):
-        """One decoder step for ``tokens [N]`` (inference, no dropout): the output ``[N, H]`` and the
-        new state.
+        """One decoder step for ``tokens [N]`` (inference, no dropout): the output ``[N, H]`` (what the
+        output layer reads) and the new state.
 
         The LSTM cell is written out: for one step of a small batch it is several times faster
         than a call into ``nn.LSTM``'s fused kernel, and computes the same function.
@@ -224,7 +239,7 @@ class SentenceVAE(nn.Module):
         i, f, g, o = gates.chunk(4, dim=-1)  # PyTorch's gate order
         c = torch.sigmoid(f) * c[0] + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(c)
-        return h, (h.unsqueeze(0), c.unsqueeze(0))
+        return self.skip(h, code), (h.unsqueeze(0), c.unsqueeze(0))
 
     def step(self, tokens: torch.Tensor, code: torch.Tensor | None, state, ranked: bool = False):
         """One decoding step: next-piece log-probabilities ``[N, V]`` (see ``log_probs`` for

@@ -58,6 +58,7 @@ class TrainConfig:
     dec_hidden: int = opt(512, "decoder LSTM units")
     nz: int = opt(32, "latent dimensions (bits for bernoulli-vae)")
     dropout: float = opt(0.3, "dropout on embeddings and decoder outputs")
+    z_skip: bool = opt(False, "skip-VAE: z also feeds the output layer (Dieng et al. 2019)")
     word_dropout: float = opt(0.0, "chance of replacing a decoder input piece by <unk>")
     bn_gamma: float = opt(
         0.8, "BN-VAE: fixed scale of batch-normalised posterior means (0 = off); KL >= nz*gamma^2/2; "
@@ -363,9 +364,13 @@ def train(cfg: TrainConfig) -> Path:
     elif cfg.init:
         source, _ = ckpt.build_model(Path(cfg.init))
         try:
-            model.load_state_dict(source.state_dict())
+            missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
         except RuntimeError as err:
             raise ValueError(f"--init: {cfg.init} does not fit the model options: {err}") from err
+        # a new z skip may start from zero (the source model's function); nothing else may be missing
+        if unexpected or any(not key.startswith("z_to_out.") for key in missing):
+            raise ValueError(f"--init: {cfg.init} does not fit the model options: "
+                             f"missing {missing}, unexpected {unexpected}")
     ckpt.copy_tokenizer(tokenizer_dir, out)
 
     valid_dev, train_dev = valid_set.to(device), train_set.to(device)
