@@ -28,7 +28,7 @@ from vae_core import checkpoint as ckpt  # noqa: E402
 from vae_core.data import Corpus, read_lines  # noqa: E402
 from vae_core.model import ModelConfig, SentenceVAE  # noqa: E402
 from vae_core.tokenizer import Tokenizer  # noqa: E402
-from vae_core.train import Run, TrainConfig, train, train_step  # noqa: E402
+from vae_core.train import MODEL_FIELDS, Run, TrainConfig, train, train_step  # noqa: E402
 
 BATCHES, BATCH_SIZE = 40, 64
 
@@ -130,9 +130,10 @@ def main() -> None:
            baseline=round(base_lines, 2), ratio=round(lines / base_lines, 2), target=500)
     if args.budget_minutes:
         with tempfile.TemporaryDirectory() as out:
-            cfg = TrainConfig(**{**vars(shipped), "out": str(Path(out) / "run"), "time_budget": args.budget_minutes,
-                                 "epochs": 1000, "card_iw_samples": 0, "baseline": "", "threads": args.threads,
-                                 "resume": False, "data": str(ROOT / "data" / "poetry")})
+            # the shipped model's options; the trainer's defaults for the rest (no --init: from scratch)
+            shape = {name: getattr(shipped, name) for name in ("model", *MODEL_FIELDS)}
+            cfg = TrainConfig(**shape, out=str(Path(out) / "run"), time_budget=args.budget_minutes, epochs=1000,
+                              card_iw_samples=0, threads=args.threads, data=str(ROOT / "data" / "poetry"))
             train(cfg)
             best = ckpt.read_json(Path(cfg.out) / "config.json")["valid"]
         report(f"train: validation -ELBO after {args.budget_minutes:g} minutes from scratch", best["elbo"],

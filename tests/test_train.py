@@ -80,6 +80,7 @@ def test_init_starts_from_a_checkpoint_and_may_add_a_skip(tiny_checkpoint, data_
     base = dict(data=str(data_dir), epochs=1, init=str(tiny_checkpoint), **{**TINY, "card_iw_samples": 0})
     out = train(TrainConfig(out=str(tmp_path / "skip"), z_skip=True, **base))
     assert ckpt.read_metrics(out)[0]["valid_rec"] < ckpt.read_metrics(tiny_checkpoint)[0]["valid_rec"]
+    assert f"starting from the weights of `{tiny_checkpoint}`" in (out / "README.md").read_text()
     with pytest.raises(ValueError, match="does not fit the model options"):
         train(TrainConfig(out=str(tmp_path / "bigger"), **{**base, "dec_hidden": 96}))
 

@@ -90,8 +90,9 @@ def render(directory: Path, config: dict, evaluation: dict, lines: dict) -> str:
         kind += f" conditioned on {model['condition']}"
     parts = [
         f"# {directory.name}: {kind}",
-        f"Trained with `python -m vae_core.train` on `{train.get('data', '?')}` "
-        f"(best validation loss at epoch {config.get('epoch', '?')}).",
+        f"Trained with `python -m vae_core.train` on `{train.get('data', '?')}`"
+        + (f", starting from the weights of `{train['init']}`" if train.get("init") else "")
+        + f" (best validation loss at epoch {config.get('epoch', '?')}).",
         "## Settings",
         _table(sorted(model.items()), ("model", "value")),
         _table([(k, v) for k, v in sorted(train.items()) if k not in model and k not in ("data", "out")],
