@@ -120,7 +120,7 @@ def test_help_documents_every_option():
 
 
 @pytest.mark.parametrize("argv", [["--epochs", "0"], ["--lr", "-1"], ["--kl-schedule", "sine"],
-                                  ["--dropout", "1.5"], ["--batch-size", "x"]])
+                                  ["--dropout", "1.5"], ["--batch-size", "x"], ["--model", "lm", "--z-skip"]])
 def test_bad_arguments_exit_with_a_message(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         parse_args(argv)

@@ -444,6 +444,7 @@ def parse_args(argv=None) -> TrainConfig:
             ("aggressive", not (cfg.model == "vrnn" and cfg.aggressive), "off for --model vrnn"),
             ("pretrain_epochs", not (cfg.model == "vrnn" and cfg.pretrain_epochs), "0 for --model vrnn"),
             ("free_bits", not (cfg.model == "vrnn" and cfg.free_bits), "0 for --model vrnn"),
+            ("z_skip", not (cfg.model in ("vrnn", "lm") and cfg.z_skip), "off for --model vrnn and lm (no z)"),
         ]
         if not ok
     ]
