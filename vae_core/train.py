@@ -115,7 +115,7 @@ class TrainConfig:
                               max_len=self.max_len)
         values = {name: getattr(self, name) for name in MODEL_FIELDS}
         if self.model == "lm":
-            values.update(nz=0, bn_gamma=0.0, word_dropout=0.0)
+            values.update(nz=0, bn_gamma=0.0, word_dropout=0.0, z_skip=False)
         if self.model == "bernoulli-vae":
             values.update(latent="bernoulli")
         if self.condition:
