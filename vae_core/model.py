@@ -46,18 +46,18 @@ class DictConfig:
 
 
 class Dropout(nn.Dropout):
-    """``nn.Dropout`` with its mask drawn as 15-bit random integers, ``p`` rounded to a multiple of
-    2^-15: on CPU about 2x faster than ``torch.rand`` and 4x faster than ``nn.Dropout``'s Bernoulli
-    sampling, which took 7% of a training step at the shipped size."""
-
-    LEVELS = 2**15  # int16 ``random_()`` draws uniformly from [0, 2^15)
+    """``nn.Dropout`` with its mask read from random bytes, ``p`` rounded to a multiple of 1/256
+    (0.3 drops 77/256 = 0.3008). Each 64-bit draw gives eight masks: on CPU about 2.4x faster than
+    one 15-bit draw per mask and 5x faster than ``nn.Dropout``'s Bernoulli sampling, which took 7%
+    of a training step at the shipped size."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
             return x
-        dropped = round(self.p * self.LEVELS)
-        keep = torch.empty(x.shape, dtype=torch.int16, device=x.device).random_() >= dropped
-        return x * keep.to(x.dtype).mul_(self.LEVELS / (self.LEVELS - dropped))
+        dropped = round(self.p * 256)
+        words = torch.empty((x.numel() + 7) // 8, dtype=torch.int64, device=x.device).random_(-(2**63), None)
+        keep = words.view(torch.uint8)[: x.numel()].view(x.shape) >= dropped  # every byte uniform on [0, 256)
+        return x * keep.to(x.dtype).mul_(256 / (256 - dropped))
 
 
 @dataclass
@@ -276,7 +276,9 @@ class SentenceVAE(nn.Module):
             drop[:, 0] = False  # keep BOS
             inputs = inputs.masked_fill(drop, UNK)
         out, _ = self.decode(inputs, code)
-        mask = torch.arange(targets.size(1), device=targets.device) < lengths.unsqueeze(1)
-        nll = torch.zeros(targets.shape, device=targets.device)
-        nll[mask] = -self.out(out[mask], self.rank_of[targets[mask]]).output  # real positions only
-        return nll.sum(dim=1)
+        # Every position goes through the output layer and padding is zeroed after: batches are
+        # bucketed by length, so there is next to no padding, and this saves gathering the real
+        # positions and scattering them back (about 1% of a training step).
+        nll = -self.out(out.flatten(0, 1), self.rank_of[targets].flatten()).output.view(targets.shape)
+        padding = torch.arange(targets.size(1), device=targets.device) >= lengths.unsqueeze(1)
+        return nll.masked_fill(padding, 0.0).sum(dim=1)
