@@ -30,7 +30,7 @@ from vae_core.model import ModelConfig, SentenceVAE  # noqa: E402
 from vae_core.tokenizer import Tokenizer  # noqa: E402
 from vae_core.train import MODEL_FIELDS, Run, TrainConfig, train, train_step  # noqa: E402
 
-BATCHES, BATCH_SIZE = 40, 64
+BATCHES, BATCH_SIZE = 62, 64
 
 
 class PaddedVAE(SentenceVAE):
@@ -48,19 +48,25 @@ class PaddedVAE(SentenceVAE):
         return nll.sum(dim=1)
 
 
-def throughput(step, corpus: Corpus, batches: list[torch.Tensor]) -> tuple[float, float]:
-    """Lines/s and target pieces/s of ``step(batch)`` (forward, backward, update) over ``batches``."""
-    lines = pieces = 0
-    start = None
-    for i, index in enumerate(batches):
-        if i == 3:  # the first steps warm up the allocator and kernels
-            start, lines, pieces = time.perf_counter(), 0, 0
-        batch = corpus.batch(index)
-        step(batch)
-        lines += len(index)
-        pieces += int(batch[1].sum())
-    seconds = time.perf_counter() - start
-    return lines / seconds, pieces / seconds
+def throughputs(steps: dict, corpus: Corpus, batches: dict, turn: int = 5) -> dict:
+    """Lines/s and target pieces/s of each ``steps[name](batch)`` (forward, backward, update) over its
+    ``batches[name]``, taken in turns of ``turn`` batches each, so every step sees the same machine:
+    this one's speed drifts by 10% over minutes."""
+    for name, step in steps.items():  # the first steps warm up the allocator and kernels
+        for index in batches[name][:2]:
+            step(corpus.batch(index))
+    totals = {name: [0.0, 0, 0] for name in steps}  # seconds, lines, pieces
+    for start in range(2, min(map(len, batches.values())), turn):
+        for name, step in steps.items():
+            for index in batches[name][start : start + turn]:
+                batch = corpus.batch(index)
+                began = time.perf_counter()
+                step(batch)
+                total = totals[name]
+                total[0] += time.perf_counter() - began
+                total[1] += len(index)
+                total[2] += int(batch[1].sum())
+    return {name: (lines / seconds, pieces / seconds) for name, (seconds, lines, pieces) in totals.items()}
 
 
 def textbook_step(model: PaddedVAE):
@@ -121,9 +127,10 @@ def main() -> None:
 
     model = SentenceVAE(config)
     model.set_piece_order(corpus.piece_counts(config.vocab_size))
-    base_lines, base_pieces = throughput(textbook_step(PaddedVAE(config)), corpus, padded)
-    lines, pieces = throughput(trainer_step(shipped, model), corpus, bucketed)
-    ceiling, _ = throughput(lstm_step(model), corpus, bucketed)
+    steps = {"baseline": textbook_step(PaddedVAE(config)), "trainer": trainer_step(shipped, model),
+             "ceiling": lstm_step(model)}
+    speed = throughputs(steps, corpus, {"baseline": padded, "trainer": bucketed, "ceiling": bucketed})
+    (base_lines, base_pieces), (lines, pieces), (ceiling, _) = (speed[name] for name in steps)
     report("train: padded full-softmax VAE (baseline)", base_lines, "lines/s", pieces_per_s=round(base_pieces))
     report("train: LSTM kernels alone at the shipped size (ceiling)", ceiling, "lines/s")
     report("train: shipped configuration", lines, "lines/s", pieces_per_s=round(pieces),
@@ -136,6 +143,11 @@ def main() -> None:
                               card_iw_samples=0, threads=args.threads, data=str(ROOT / "data" / "poetry"))
             train(cfg)
             best = ckpt.read_json(Path(cfg.out) / "config.json")["valid"]
+            epochs = ckpt.read_metrics(cfg.out)
+        full = max(row["batches"] for row in epochs)  # the budget cuts the last epoch short
+        report("train: whole trainer epochs in that run", min(row["lines_per_s"] for row in epochs if row["batches"] == full),
+               "lines/s (slowest full epoch)", epochs=[row["lines_per_s"] for row in epochs if row["batches"] == full],
+               target=500)
         report(f"train: validation -ELBO after {args.budget_minutes:g} minutes from scratch", best["elbo"],
                "nats/line", rec=round(best["rec"], 3), kl=round(best["kl"], 3))
 
