@@ -124,8 +124,10 @@ def main() -> None:
     g = torch.Generator().manual_seed(0)
     # Evenly spaced through the batches sorted by line length, so the sample has the corpus's mix of
     # lengths (a random sample of ~60 one-length batches can be 5% shorter on average, and faster).
-    by_length = sorted(corpus.batches(BATCH_SIZE, shuffle=True, generator=g), key=lambda index: int(corpus.lengths[index].max()))
-    bucketed = [by_length[(2 * i + 1) * len(by_length) // (2 * BATCHES)] for i in torch.randperm(BATCHES, generator=g).tolist()]
+    by_length = sorted(corpus.batches(BATCH_SIZE, shuffle=True, generator=g),
+                       key=lambda index: int(corpus.lengths[index].max()))
+    picks = torch.randperm(BATCHES, generator=g).tolist()
+    bucketed = [by_length[(2 * i + 1) * len(by_length) // (2 * BATCHES)] for i in picks]
     padded = list(torch.randperm(len(corpus), generator=g).split(BATCH_SIZE))[:BATCHES]
 
     model = SentenceVAE(config)
@@ -148,8 +150,8 @@ def main() -> None:
             best = ckpt.read_json(Path(cfg.out) / "config.json")["valid"]
             epochs = ckpt.read_metrics(cfg.out)
         full = max(row["batches"] for row in epochs)  # the budget cuts the last epoch short
-        report("train: whole trainer epochs in that run", min(row["lines_per_s"] for row in epochs if row["batches"] == full),
-               "lines/s (slowest full epoch)", epochs=[row["lines_per_s"] for row in epochs if row["batches"] == full],
+        speeds = [row["lines_per_s"] for row in epochs if row["batches"] == full]
+        report("train: whole trainer epochs in that run", min(speeds), "lines/s (slowest full epoch)", epochs=speeds,
                target=500)
         report(f"train: validation -ELBO after {args.budget_minutes:g} minutes from scratch", best["elbo"],
                "nats/line", rec=round(best["rec"], 3), kl=round(best["kl"], 3))
