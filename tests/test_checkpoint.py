@@ -10,6 +10,8 @@ from safetensors.torch import load_file
 import vae_core
 from vae_core import checkpoint as ckpt
 
+from .conftest import ROOT
+
 
 @pytest.fixture
 def copy(tiny_checkpoint, tmp_path):
@@ -86,6 +88,45 @@ def test_unknown_format_and_keys(copy):
     config["model"]["colour"] = "blue"
     (copy / "config.json").write_text(json.dumps(config))
     with pytest.raises(vae_core.CheckpointError, match="colour"):
+        vae_core.load(copy)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("max_len", 0, "max_len must be an integer from 1 to 256"),
+    ("max_len", -5, "max_len must be an integer from 1 to 256"),
+    ("max_len", 10**9, "max_len must be an integer from 1 to 256"),
+    ("max_len", "48", "max_len must be an integer from 1 to 256"),
+    ("nz", -1, "nz must be an integer >= 0"),
+    ("bn_gamma", float("nan"), "bn_gamma must be a finite number >= 0"),
+    ("kind", "banana", "unknown kind 'banana'"),
+])
+def test_bad_config_values_are_blamed_on_config_json(copy, key, value, message):
+    config = json.loads((copy / "config.json").read_text())
+    (config if key == "kind" else config["model"])[key] = value
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(vae_core.CheckpointError, match=rf"config\.json: .*{message}"):
+        vae_core.load(copy)
+
+
+@pytest.mark.parametrize("damage", [torch.zeros_like, lambda ranks: ranks + 1])
+def test_piece_order_must_be_a_permutation(copy, damage):
+    from safetensors.torch import save_file
+
+    state = load_file(copy / "model.safetensors")
+    state["rank_of"] = damage(state["rank_of"])
+    save_file(state, copy / "model.safetensors")
+    with pytest.raises(vae_core.CheckpointError, match=r"model\.safetensors: rank_of must be a permutation"):
+        vae_core.load(copy)
+
+
+def test_tokenizer_must_have_the_configs_vocabulary(copy):
+    import sentencepiece as spm
+
+    model_file = copy / "tokenizer" / "en" / "en.wiki.bpe.vs10000.model"
+    lines = (ROOT / "data" / "poetry" / "valid.txt").read_text(encoding="utf-8").splitlines()[:300]
+    with open(model_file, "wb") as f:
+        spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_writer=f, vocab_size=200, minloglevel=2)
+    with pytest.raises(vae_core.CheckpointError, match=r"en\.wiki\.bpe\.vs10000\.model has 200 pieces"):
         vae_core.load(copy)
 
 

@@ -8,8 +8,8 @@ import sys
 import pytest
 import torch
 
-from vae_core.data import Corpus
-from vae_core.evaluate import active_units, elbo_terms, iw_nll, mutual_info, unigram_f1
+from vae_core.data import Corpus, read_lines
+from vae_core.evaluate import active_units, elbo_terms, evaluate, iw_nll, main, mutual_info, unigram_f1
 from vae_core.latent import Gaussian
 
 from .conftest import ROOT
@@ -96,3 +96,23 @@ def test_cli_errors_are_messages(tmp_path, tiny_checkpoint):
         result = run_evaluate(*args)
         assert result.returncode == 2 and message in result.stderr, result.stderr
     assert run_evaluate("--checkpoint", tiny_checkpoint, "--data", empty, "--iw-samples", 0).returncode == 2
+
+
+def test_lines_of_only_control_characters_are_skipped_like_blank_ones(tmp_path):
+    path = tmp_path / "lines.txt"
+    path.write_text("the sea\n\x00\n \u200b\x1b \n\ufeff\n\nhigh tide\n", encoding="utf-8")
+    assert read_lines(path) == ["the sea", "high tide"]
+
+
+def test_evaluate_refuses_lines_that_are_empty_after_cleaning(tiny_checkpoint):
+    with pytest.raises(ValueError, match="line 1 is empty"):
+        evaluate(tiny_checkpoint, ["the sea", "\u200b"], iw_samples=1)
+
+
+@pytest.mark.parametrize("option, value", [("--batch-size", "0"), ("--batch-size", "-3"), ("--max-lines", "-1"),
+                                           ("--max-lines", "0"), ("--iw-samples", "0")])
+def test_cli_counts_must_be_positive(tmp_path, capsys, option, value):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--data", str(tmp_path / "lines.txt"), option, value])
+    assert exit_info.value.code == 2
+    assert f"argument {option}: must be a positive integer" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -61,9 +62,17 @@ def test_empty_inputs_give_empty_results(vae):
     assert vae.prior(0).shape == (0, vae.nz)
 
 
-@pytest.mark.parametrize("lines", [[""], ["   \t "], ["fine", "\n"]])
+@pytest.mark.parametrize("lines", [[""], ["   \t "], ["fine", "\n"], ["\x00"], ["\u200b"], ["\x1b"], ["\ufeff"],
+                                   ["fine", " \u200b\x1b\ufeff "]])
 def test_empty_lines_are_refused(vae, lines):
-    with pytest.raises(ValueError, match="empty"):
+    """Emptiness is decided after the tokenizer's clean-up: control and zero-width characters alone are empty."""
+    with pytest.raises(ValueError, match=f"line {len(lines) - 1} is empty"):
+        vae.mu(lines)
+
+
+@pytest.mark.parametrize("lines", [None, 5])
+def test_lines_that_are_not_strings_are_refused(vae, lines):
+    with pytest.raises(ValueError, match="lines must be a string or a list of strings"):
         vae.mu(lines)
 
 
@@ -85,12 +94,49 @@ def test_bad_z_is_refused(vae, z):
         vae.greedy(z)
 
 
+@pytest.mark.parametrize("z", [None, {"a": 1}, "abc", torch.zeros(1, 8, dtype=torch.complex64)])
+def test_z_that_is_not_a_real_array_is_refused(vae, z):
+    with pytest.raises(ValueError, match=r"z must be a real \[N, 8\] tensor or array"):
+        vae.greedy(z)
+
+
+@pytest.mark.parametrize("std, message", [(torch.ones(2, 8), "std must be one scale per dimension"),
+                                          (torch.ones(3), "std must have shape"),
+                                          (-torch.ones(8), "std must be non-negative")])
+def test_bad_std_has_its_own_message(vae, std, message):
+    with pytest.raises(ValueError, match=message):
+        vae.neighbours(vae.prior(1, seed=0)[0], n=3, std=std)
+
+
+def test_tiny_and_zero_temperatures_decode_greedily(vae):
+    z = vae.prior(4, seed=5)
+    assert vae.sample(z, temperature=1e-45, seed=0) == vae.greedy(z)
+    assert vae.sample(z, temperature=0, top_p=0.5, seed=0) == vae.greedy(z)
+
+
+def test_beam_width_is_bounded_by_the_vocabulary(vae):
+    with pytest.raises(ValueError, match=f"width must be an integer from 1 to {vae.model.config.vocab_size}"):
+        vae.beam(vae.prior(1, seed=0), width=vae.model.config.vocab_size + 1)
+
+
+@pytest.mark.parametrize("seed", [2**64, -1, True, 1.0])
+def test_bad_seeds_are_refused(vae, seed):
+    with pytest.raises(ValueError, match="seed must be an integer from 0 to 18446744073709551615"):
+        vae.sample(vae.prior(1, seed=0), seed=seed)
+
+
+def test_numpy_integers_count_as_integers(vae):
+    z = vae.prior(2, seed=0)
+    assert vae.sample(z, seed=np.int64(3)) == vae.sample(z, seed=3)
+    assert vae.beam(z, width=np.int32(2)) == vae.beam(z, width=2)
+    assert torch.equal(vae.prior(np.int64(3), seed=np.uint64(2**64 - 1)), vae.prior(3, seed=2**64 - 1))
+
+
 def test_a_single_code_decodes_as_one_row(vae):
     assert len(vae.greedy(torch.zeros(vae.nz))) == 1
 
 
 @pytest.mark.parametrize("call", [
-    lambda v, z: v.sample(z, temperature=0),
     lambda v, z: v.sample(z, temperature=-1),
     lambda v, z: v.sample(z, top_p=1.5),
     lambda v, z: v.sample(z, top_k=0),

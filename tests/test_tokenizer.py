@@ -58,6 +58,13 @@ def test_detokenize_restores_spaces_and_capitals():
     assert detokenize([]) == ""
 
 
+def test_detokenize_capitalises_past_quotes_and_accented_letters():
+    assert detokenize(["▁the", "▁end", ".", "▁\"", "what", "▁now"]) == 'The end. "What now'
+    assert detokenize(["▁stop", ".\"", "▁then", "▁go"]) == 'Stop." Then go'
+    assert detokenize(["▁été", "▁(", "o", "▁night", ")"]) == "Été (o night)"
+    assert detokenize(["▁ß", "ee"]) == "ßee"  # upper case would be two letters ("SS"): left as it is
+
+
 def test_clean_removes_control_characters_and_folds_space():
     assert clean("a\x00b\tc\n\u200bd  e\x7f") == "a b c d e"
 

@@ -1,6 +1,7 @@
 """The trainer: loss falls, runs resume, the CLI documents and checks its options."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -9,7 +10,7 @@ import torch
 
 from vae_core import checkpoint as ckpt
 from vae_core.data import Corpus, read_lines, split_paths
-from vae_core.train import TrainConfig, kl_weight, parse_args, train
+from vae_core.train import TrainConfig, kl_weight, main, parse_args, train
 
 from .conftest import ROOT, TINY
 
@@ -126,6 +127,38 @@ def test_bad_arguments_exit_with_a_message(argv, capsys):
         parse_args(argv)
     assert exit_info.value.code == 2
     assert "error" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--threads", "-1"], "argument --threads: must be a non-negative integer"),
+    (["--clip", "-1"], "argument --clip: must be a positive number"),
+    (["--clip", "0"], "argument --clip: must be a positive number"),
+    (["--max-lines", "-5"], "argument --max-lines: must be a non-negative integer"),
+    (["--time-budget", "-1"], "argument --time-budget: must be a non-negative number"),
+    (["--max-len", "500"], "argument --max-len: must be an integer from 1 to 256"),
+    (["--valid-fraction", "2"], r"argument --valid-fraction: must be a number in \(0, 1\)"),
+    (["--card-iw-samples", "-1"], "argument --card-iw-samples: must be a non-negative integer"),
+    (["--lr", "nan"], "argument --lr: must be a positive number"),
+    (["--device", "tpu"], "argument --device: invalid choice"),
+])
+def test_out_of_range_options_are_refused_up_front(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(argv)
+    assert exit_info.value.code == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_out_must_not_be_a_file(tmp_path, data_dir, capsys):
+    (tmp_path / "taken").write_text("not a checkpoint")
+    assert main(["--data", str(data_dir), "--out", str(tmp_path / "taken")]) == 2
+    assert "is a file; give a directory" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present here")
+def test_cuda_without_cuda_is_a_clear_error(tmp_path, data_dir, capsys):
+    assert main(["--data", str(data_dir), "--out", str(tmp_path / "o"), "--device", "cuda"]) == 2
+    assert "CUDA is not available" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 def test_missing_data_is_a_clear_error(tmp_path):

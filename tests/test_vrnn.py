@@ -204,6 +204,11 @@ def test_low_temperature_approaches_the_argmax_path(vrnn):
     assert sum(a != b for a, b in zip(hot, greedy)) > 16
 
 
+def test_tiny_positive_temperature_is_the_argmax_path(vrnn):
+    """However small, a positive temperature samples from a finite softmax, like temperature 0 (as Sampler.sample)."""
+    assert vrnn.sample(16, temperature=1e-45, seed=2) == vrnn.sample(16, temperature=0, seed=2)
+
+
 def test_generation_stops_at_eos_and_respects_max_len(vrnn):
     ids = vrnn.model.generate(64, 6, generator=torch.Generator().manual_seed(0))
     assert ids.shape[0] == 64 and ids.shape[1] <= 6
@@ -233,6 +238,9 @@ def test_reconstruct_gives_one_line_per_input(vrnn):
     lambda v: v.sample(2, max_len=0),
     lambda v: v.sample(2, max_len=10**9),
     lambda v: v.sample(2, seed="x"),
+    lambda v: v.sample(2, seed=2**64),
+    lambda v: v.reconstruct(["\u200b\x00"]),
+    lambda v: v.reconstruct(None),
 ])
 def test_bad_input_is_a_clear_value_error(vrnn, call):
     with pytest.raises(ValueError):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from . import checkpoint as ckpt
 from . import syllables
+from .cli import non_negative_int
 from .data import read_lines
 from .evaluate import evaluate, syllable_error
 from .sampler import load
@@ -173,7 +174,8 @@ def main(argv=None) -> int:
     parser.add_argument("--checkpoint", required=True, help="checkpoint directory to describe")
     parser.add_argument("--test", default=None, help="file of test lines (metrics and samples come from it)")
     parser.add_argument("--baseline", default=None, help="LM checkpoint to compare with")
-    parser.add_argument("--iw-samples", type=int, default=100, help="importance samples per line for iw_nll")
+    parser.add_argument("--iw-samples", type=non_negative_int, default=100,
+                        help="importance samples per line for iw_nll (0: no test metrics)")
     parser.add_argument("--unconditioned", default=None,
                         help="for a syllable-conditioned model: the unconditioned model to compare its syllable "
                              "control with (default: the shipped model)")

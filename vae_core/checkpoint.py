@@ -27,7 +27,8 @@ from .vrnn import VRNN, VRNNConfig
 
 FORMAT = "latent-verse/1"
 SHIPPED = Path(__file__).resolve().parent.parent / "checkpoints" / "poetry"
-MODEL_CLASSES = {"vrnn": (VRNN, VRNNConfig)}  # by config.json's "kind"; every other kind is a sentence VAE
+MODEL_KINDS = ("vae", "lm", "syllable-vae", "bernoulli-vae", "vrnn")  # config.json's "kind": train's --model
+MODEL_CLASSES = {"vrnn": (VRNN, VRNNConfig)}  # by kind; every other kind is a sentence VAE
 
 
 class CheckpointError(ValueError):
@@ -109,6 +110,9 @@ def build_model(directory: Path, weights: str = "model.safetensors") -> tuple[Se
     config = read_json(directory / "config.json")
     if config.get("format") != FORMAT:
         raise CheckpointError(f"{directory / 'config.json'}: format {config.get('format')!r}, expected {FORMAT!r}")
+    if config.get("kind") not in MODEL_KINDS:
+        raise CheckpointError(f"{directory / 'config.json'}: unknown kind {config.get('kind')!r}, "
+                              f"expected one of {MODEL_KINDS}")
     try:
         model_class, config_class = MODEL_CLASSES.get(config.get("kind"), (SentenceVAE, ModelConfig))
         model = model_class(config_class.from_dict(config["model"]))
@@ -129,6 +133,10 @@ def build_model(directory: Path, weights: str = "model.safetensors") -> tuple[Se
             )
         if value.is_floating_point() and not torch.isfinite(value).all():
             raise CheckpointError(f"{directory / weights}: {key} holds NaN or infinite values")
+    ranks, vocab_size = state["rank_of"], model.config.vocab_size  # piece id -> output-layer rank
+    if ranks.is_floating_point() or not torch.equal(ranks.long().sort().values, torch.arange(vocab_size)):
+        raise CheckpointError(f"{directory / weights}: rank_of must be a permutation of the piece ids "
+                              f"0..{vocab_size - 1}")
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
     model.eval()
     return model, config
@@ -142,6 +150,9 @@ def load_checkpoint(directory: str | Path | None = None) -> tuple[SentenceVAE | 
         tokenizer = Tokenizer(directory / "tokenizer", max_len=model.config.max_len)
     except TokenizerError as err:
         raise CheckpointError(str(err)) from err
+    if tokenizer.vocab_size != model.config.vocab_size:
+        raise CheckpointError(f"{directory / 'tokenizer' / LANG / MODEL_NAME} has {tokenizer.vocab_size} pieces, "
+                              f"but config.json's vocab_size is {model.config.vocab_size}")
     return model, tokenizer, config
 
 

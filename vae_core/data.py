@@ -8,13 +8,14 @@ from pathlib import Path
 import torch
 
 from . import syllables
-from .tokenizer import Tokenizer
+from .tokenizer import Tokenizer, clean
 
 CONDITIONS = ("syllables",)  # what a conditioned model can be conditioned on
 
 
 def read_lines(path: str | Path) -> list[str]:
-    """Non-empty lines of a text file, or of every ``*.txt`` file in a folder (sorted by name)."""
+    """Non-empty lines of a text file, or of every ``*.txt`` file in a folder (sorted by name); a line
+    of nothing but spaces and control characters counts as empty (see ``tokenizer.clean``)."""
     path = Path(path)
     if path.is_dir():
         files = sorted(path.glob("*.txt"))
@@ -27,7 +28,7 @@ def read_lines(path: str | Path) -> list[str]:
     lines = []
     for file in files:
         with open(file, encoding="utf-8", errors="replace") as f:
-            lines.extend(line.strip() for line in f if line.strip())
+            lines.extend(line.strip() for line in f if clean(line))
     return lines
 
 

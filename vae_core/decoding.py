@@ -65,15 +65,22 @@ def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float |
     return logits
 
 
+def draw(log_probs: torch.Tensor, temperature: float, generator: torch.Generator | None = None,
+         top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
+    """One column per row ``[N]`` drawn from the softmax of ``log_probs / temperature``, cut to ``top_k`` /
+    ``top_p``; temperature 0 takes the most likely column. Each row's best is shifted to 0 before
+    dividing, so however small a positive temperature, the softmax stays finite (it tends to the argmax)."""
+    if temperature == 0:
+        return log_probs.argmax(dim=-1)
+    logits = (log_probs - log_probs.amax(dim=-1, keepdim=True)) / temperature
+    probs = filter_logits(logits, top_k, top_p).softmax(dim=-1)
+    return torch.multinomial(probs, 1, generator=generator)[:, 0]
+
+
 def sample(model: SentenceVAE, z, n: int, max_len: int, temperature: float = 1.0, top_k: int | None = None,
            top_p: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Draw each piece from the softmax at ``temperature`` (-> greedy as it falls to 0)."""
-
-    def pick(log_probs):
-        probs = filter_logits(log_probs / temperature, top_k, top_p).softmax(dim=-1)
-        return torch.multinomial(probs, 1, generator=generator)[:, 0]
-
-    return _decode(model, z, n, max_len, pick)
+    """Draw each piece from the softmax at ``temperature`` (0: greedy, see ``draw``)."""
+    return _decode(model, z, n, max_len, lambda log_probs: draw(log_probs, temperature, generator, top_k, top_p))
 
 
 @torch.no_grad()

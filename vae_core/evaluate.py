@@ -20,6 +20,7 @@ from collections import Counter
 
 import torch
 
+from .cli import positive_int
 from .data import Corpus, read_lines
 from .latent import Posterior, concat
 from .model import SentenceVAE
@@ -145,8 +146,9 @@ def syllable_error(sampler, requested: list[int], seed: int = 0) -> float:
 
 def evaluate(directory, lines: list[str], iw_samples: int = 100, seed: int = 0, batch_size: int = 64) -> dict:
     """Every metric of the module docstring for ``lines`` under the checkpoint in ``directory``."""
-    from .sampler import load  # sampler imports this module's helpers
+    from .sampler import check_lines, load  # sampler imports this module's helpers
 
+    lines = check_lines(lines)
     sampler = load(directory)
     if sampler.latent == "sequence":
         return evaluate_sequence(sampler, lines, iw_samples, seed, batch_size)
@@ -191,14 +193,12 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default=None, help="checkpoint directory (default: the shipped model)")
     parser.add_argument("--data", required=True, help="file (or folder of .txt files) of lines, one per line")
-    parser.add_argument("--iw-samples", type=int, default=100, help="importance samples per line for iw_nll")
-    parser.add_argument("--max-lines", type=int, default=None, help="evaluate only the first N lines")
-    parser.add_argument("--batch-size", type=int, default=64, help="lines per batch")
+    parser.add_argument("--iw-samples", type=positive_int, default=100, help="importance samples per line for iw_nll")
+    parser.add_argument("--max-lines", type=positive_int, default=None, help="evaluate only the first N lines")
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="lines per batch")
     parser.add_argument("--seed", type=int, default=0, help="random seed for the posterior samples")
     parser.add_argument("--json", action="store_true", help="print one JSON object (default: a table)")
     args = parser.parse_args(argv)
-    if args.iw_samples < 1:
-        parser.error("--iw-samples must be at least 1")
     try:
         lines = read_lines(args.data)[: args.max_lines]
         if not lines:

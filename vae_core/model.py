@@ -18,6 +18,7 @@ pieces' training-set frequency, kept in the ``rank_of`` buffer (piece id -> freq
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -26,6 +27,9 @@ from torch import nn
 
 from .latent import LATENTS, Bernoulli, Gaussian, Posterior
 from .tokenizer import UNK, VOCAB_SIZE
+
+MAX_LEN = 256  # most pieces a line may have: the longest max_len, and the most a decoded line may take
+MIN_COND_STD = 1e-3  # the condition's scale is floored here, so normalising it never divides by ~0
 
 
 class DictConfig:
@@ -43,6 +47,17 @@ class DictConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def check_range(self, name: str, low: float, high: float = math.inf) -> None:
+        """A ValueError unless field ``name`` is a finite number from ``low`` to ``high`` (an integer where
+        the field is declared ``int``): a config may come from a hand-edited config.json."""
+        value = getattr(self, name)
+        integral = next(f.type for f in fields(self) if f.name == name) == "int"
+        number = isinstance(value, numbers.Integral if integral else numbers.Real) and not isinstance(value, bool)
+        if not (number and math.isfinite(value) and low <= value <= high):
+            what = "an integer" if integral else "a finite number"
+            bounds = f"from {low} to {high}" if high < math.inf else f">= {low}"
+            raise ValueError(f"{name} must be {what} {bounds}, got {value!r}")
 
 
 class Dropout(nn.Dropout):
@@ -81,6 +96,14 @@ class ModelConfig(DictConfig):
     cond_std: float = 1.0
 
     def __post_init__(self):
+        for name in ("vocab_size", "emb_dim", "enc_hidden", "dec_hidden"):
+            self.check_range(name, 1)
+        self.check_range("nz", 0)
+        self.check_range("max_len", 1, MAX_LEN)
+        for name in ("dropout", "word_dropout"):
+            self.check_range(name, 0, 1)
+        self.check_range("bn_gamma", 0)
+        self.check_range("cond_std", MIN_COND_STD)
         if self.latent not in LATENTS:
             raise ValueError(f"latent must be one of {LATENTS}, got {self.latent!r}")
         if self.latent == "bernoulli" and not 0 < self.prior_p < 1:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import numbers
 from pathlib import Path
 
 import torch
@@ -28,23 +29,22 @@ from . import decoding
 from .checkpoint import SHIPPED, load_checkpoint
 from .data import conditions
 from .latent import Bernoulli, Gaussian, Posterior, concat
-from .model import SentenceVAE
-from .tokenizer import EOS, Tokenizer
+from .model import MAX_LEN, SentenceVAE
+from .tokenizer import EOS, Tokenizer, clean
 from .vrnn import VRNN
 
 METHODS = ("greedy", "sample", "beam")
 INTERPOLATIONS = ("linear", "slerp")
 ENCODE_BATCH = 512
 MAX_COUNT = 100_000  # most codes one call makes (prior, neighbours, steps)
-MAX_DECODE_LEN = 256  # most pieces a decoded line may have
+MAX_SEED = 2**64 - 1  # torch's seeds are unsigned 64-bit integers
 
 
 def _generator(seed: int | None) -> torch.Generator | None:
+    """A generator seeded with ``seed``, or None (torch's global generator) for no seed."""
     if seed is None:
         return None
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ValueError(f"seed must be an integer or None, got {seed!r}")
-    return torch.Generator().manual_seed(seed)
+    return torch.Generator().manual_seed(_check_count("seed", seed, maximum=MAX_SEED))
 
 
 class Loaded:
@@ -122,20 +122,33 @@ class Sampler(Loaded):
     # ---- latent operations ---------------------------------------------------------------
     def check_z(self, z) -> torch.Tensor:
         """``z`` as a float tensor ``[N, nz]`` (a single ``[nz]`` code becomes one row)."""
-        z = torch.as_tensor(z, dtype=torch.float32)
-        if z.dim() == 1 and z.numel() == self.nz:
-            z = z.unsqueeze(0)
-        if z.dim() != 2 or z.size(1) != self.nz:
-            raise ValueError(f"z must have shape [N, {self.nz}] (or [{self.nz}]), got {list(z.shape)}")
-        if not torch.isfinite(z).all():
-            raise ValueError("z holds NaN or infinite values")
+        z = self._rows("z", z)
         if self.bits and ((z < 0) | (z > 1)).any():
             raise ValueError("a bit-vector code holds probabilities: every value must be in [0, 1]")
         return z
 
+    def _rows(self, name: str, value) -> torch.Tensor:
+        """``value`` (a tensor, array or nested list of real numbers) as a finite float tensor ``[N, nz]``;
+        a single ``[nz]`` vector becomes one row."""
+        try:
+            rows = torch.as_tensor(value)
+        except (TypeError, ValueError, RuntimeError):
+            rows = None
+        if rows is None or rows.is_complex():
+            got = "complex values" if rows is not None else type(value).__name__
+            raise ValueError(f"{name} must be a real [N, {self.nz}] tensor or array, got {got}")
+        rows = rows.float()
+        if rows.dim() == 1 and rows.numel() == self.nz:
+            rows = rows.unsqueeze(0)
+        if rows.dim() != 2 or rows.size(1) != self.nz:
+            raise ValueError(f"{name} must have shape [N, {self.nz}] (or [{self.nz}]), got {list(rows.shape)}")
+        if not torch.isfinite(rows).all():
+            raise ValueError(f"{name} holds NaN or infinite values")
+        return rows
+
     def prior(self, n: int, seed: int | None = None) -> torch.Tensor:
         """``n`` codes from the prior: N(0, I), or bits that are 1 with the prior's probability."""
-        _check_count("n", n)
+        n = _check_count("n", n)
         if self.bits:
             return torch.bernoulli(torch.full((n, self.nz), self.model.config.prior_p), generator=_generator(seed))
         return torch.randn(n, self.nz, generator=_generator(seed))
@@ -151,7 +164,7 @@ class Sampler(Loaded):
         a, b = self.check_z(z_a), self.check_z(z_b)
         if len(a) != 1 or len(b) != 1:
             raise ValueError("interpolate takes one code for each endpoint")
-        _check_count("steps", steps, minimum=1)
+        steps = _check_count("steps", steps, minimum=1)
         methods = ("linear",) if self.bits else INTERPOLATIONS
         if method not in methods:
             raise ValueError(f"method must be one of {methods} for a {self.latent} code, got {method!r}")
@@ -177,18 +190,25 @@ class Sampler(Loaded):
         z = self.check_z(z)
         if len(z) != 1:
             raise ValueError("neighbours takes one code")
-        _check_count("n", n)
-        if not isinstance(noise, (int, float)) or not math.isfinite(noise) or noise < 0 or (self.bits and noise > 1):
-            limit = " up to 1 (a flip probability)" if self.bits else ""
-            raise ValueError(f"noise must be a non-negative number{limit}, got {noise!r}")
+        n = _check_count("n", n)
         if self.bits:
+            noise = _check_non_negative("noise (a flip probability)", noise, maximum=1)
             bits = most_likely_bits(z)
             flips = torch.rand(n, self.nz, generator=_generator(seed)) < noise
             return torch.where(flips, 1 - bits, bits)
-        eps = torch.randn(n, self.nz, generator=_generator(seed))
-        if std is not None:
-            eps = eps * self.check_z(std)
-        return z + noise * eps
+        noise = _check_non_negative("noise", noise)
+        std = self._check_std(std) if std is not None else torch.ones(1, self.nz)
+        return z + noise * (torch.randn(n, self.nz, generator=_generator(seed)) * std)
+
+    def _check_std(self, std) -> torch.Tensor:
+        """``std`` as one row ``[1, nz]`` of non-negative scales."""
+        std = self._rows("std", std)
+        if len(std) != 1:
+            raise ValueError(f"std must be one scale per dimension, shape [{self.nz}] or [1, {self.nz}], "
+                             f"got {list(std.shape)}")
+        if (std < 0).any():
+            raise ValueError("std must be non-negative")
+        return std
 
     # ---- decoding ------------------------------------------------------------------------
     def _prepare(self, z, max_len, syllables):
@@ -196,8 +216,7 @@ class Sampler(Loaded):
         z = self.check_z(z)
         if self.bits:
             z = most_likely_bits(z)
-        max_len = self.max_len if max_len is None else max_len
-        _check_count("max_len", max_len, minimum=1, maximum=MAX_DECODE_LEN)
+        max_len = _check_count("max_len", self.max_len if max_len is None else max_len, minimum=1, maximum=MAX_LEN)
         device = self.model.rank_of.device
         cond = self._condition(syllables, len(z))
         code = self.model.code(z.to(device) if self.nz > 0 else None, cond.to(device) if cond is not None else None)
@@ -233,12 +252,12 @@ class Sampler(Loaded):
 
     def sample(self, z, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                seed: int | None = None, max_len: int | None = None, syllables=None) -> list[str]:
-        """Each piece drawn from the softmax at ``temperature``, optionally cut to ``top_k`` / ``top_p``."""
-        if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature <= 0:
-            raise ValueError(f"temperature must be a positive number, got {temperature!r}")
+        """Each piece drawn from the softmax at ``temperature`` (0: the most likely piece), optionally cut to
+        ``top_k`` / ``top_p``."""
+        temperature = _check_non_negative("temperature", temperature)
         if top_k is not None:
-            _check_count("top_k", top_k, minimum=1)
-        if top_p is not None and not (isinstance(top_p, (int, float)) and 0 < top_p <= 1):
+            top_k = _check_count("top_k", top_k, minimum=1)
+        if top_p is not None and not (isinstance(top_p, numbers.Real) and 0 < top_p <= 1):
             raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
         z, n, max_len = self._prepare(z, max_len, syllables)
         ids = decoding.sample(self.model, z, n, max_len, temperature, top_k, top_p, _generator(seed))
@@ -246,10 +265,10 @@ class Sampler(Loaded):
 
     def beam(self, z, width: int = 4, max_len: int | None = None, length_penalty: float = 1.0,
              syllables=None) -> list[str]:
-        """Beam search with ``width`` hypotheses per row, length-normalised."""
-        _check_count("width", width, minimum=1)
-        if not isinstance(length_penalty, (int, float)) or not math.isfinite(length_penalty) or length_penalty < 0:
-            raise ValueError(f"length_penalty must be a non-negative number, got {length_penalty!r}")
+        """Beam search with ``width`` hypotheses per row (at most one per piece of the vocabulary),
+        length-normalised."""
+        width = _check_count("width", width, minimum=1, maximum=self.model.config.vocab_size)
+        length_penalty = _check_non_negative("length_penalty", length_penalty)
         z, n, max_len = self._prepare(z, max_len, syllables)
         return self._texts(decoding.beam(self.model, z, n, max_len, width, length_penalty))
 
@@ -298,11 +317,9 @@ class SequenceSampler(Loaded):
                max_len: int | None = None) -> list[str]:
         """``n`` lines, each step's latent from the prior and its piece from the softmax at ``temperature``
         (0: the most likely piece, the latents still drawn)."""
-        _check_count("n", n)
-        if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature < 0:
-            raise ValueError(f"temperature must be a non-negative number, got {temperature!r}")
-        max_len = self.max_len if max_len is None else max_len
-        _check_count("max_len", max_len, minimum=1, maximum=MAX_DECODE_LEN)
+        n = _check_count("n", n)
+        temperature = _check_non_negative("temperature", temperature)
+        max_len = _check_count("max_len", self.max_len if max_len is None else max_len, minimum=1, maximum=MAX_LEN)
         ids = self.model.generate(n, max_len, temperature, _generator(seed))
         return [self.tokenizer.decode(row) for row in ids.tolist()]
 
@@ -333,15 +350,20 @@ class SequenceSampler(Loaded):
 
 
 def check_lines(lines) -> list[str]:
-    """``lines`` (or one line) as a list of non-empty strings; anything else is a ValueError."""
+    """``lines`` (or one line) as a list of non-empty strings; anything else is a ValueError. A line is
+    empty when the tokenizer's clean-up leaves nothing of it (only spaces and control characters)."""
     if isinstance(lines, str):
         lines = [lines]
-    lines = list(lines)
+    try:
+        lines = list(lines)
+    except TypeError as err:
+        raise ValueError(f"lines must be a string or a list of strings, got {type(lines).__name__}") from err
     for i, line in enumerate(lines):
         if not isinstance(line, str):
             raise ValueError(f"line {i} is {type(line).__name__}, expected a string")
-        if not line.strip():
-            raise ValueError(f"line {i} is empty: give at least one word to encode")
+        if not clean(line):
+            raise ValueError(f"line {i} is empty (or only spaces and control characters): give at least one word "
+                             "to encode")
     return lines
 
 
@@ -353,9 +375,19 @@ def first_appearances(lines: list[str]) -> list[tuple[int, str]]:
     return [(step, line) for line, step in seen.items()]
 
 
-def _check_count(name: str, value, minimum: int = 0, maximum: int = MAX_COUNT) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
+def _check_count(name: str, value, minimum: int = 0, maximum: int = MAX_COUNT) -> int:
+    """``value`` as an int from ``minimum`` to ``maximum`` (NumPy integers too; a bool is not a count)."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or not minimum <= value <= maximum:
         raise ValueError(f"{name} must be an integer from {minimum} to {maximum}, got {value!r}")
+    return int(value)
+
+
+def _check_non_negative(name: str, value, maximum: float = math.inf) -> float:
+    """``value`` as a float, a finite number from 0 to ``maximum``."""
+    if not isinstance(value, numbers.Real) or not (math.isfinite(value) and 0 <= value <= maximum):
+        limit = f" up to {maximum:g}" if maximum < math.inf else ""
+        raise ValueError(f"{name} must be a non-negative number{limit}, got {value!r}")
+    return float(value)
 
 
 def load(path: str | Path | None = None) -> Sampler | SequenceSampler:

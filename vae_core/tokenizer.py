@@ -19,7 +19,8 @@ LANG, VOCAB_SIZE = "en", 10000
 MODEL_NAME = f"{LANG}.wiki.bpe.vs{VOCAB_SIZE}.model"
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
-_SENTENCE_START = re.compile(r"(^|[.!?]\s+|^[\"'(\[_-]+)([a-z])")
+# a line's first letter, or the first after sentence punctuation, past any quotes or brackets
+_SENTENCE_START = re.compile(r"(^[\"'(\[_-]*|[.!?][\"')\]]*\s+[\"'(\[_-]*)([^\W\d_])")
 _STANDALONE_I = re.compile(r"\bi\b(?=[\s,.;:!?'\"-]|$)")
 
 
@@ -37,13 +38,20 @@ def clean(line: str) -> str:
 def detokenize(pieces: list[str]) -> str:
     """Join BPEmb pieces into a readable line of verse.
 
-    Restores spaces from the ``▁`` marks, then capitalises the first letter, a standalone
-    "i" and the first letter after sentence punctuation (BPEmb lowercased the corpus).
+    Restores spaces from the ``▁`` marks, then capitalises the first letter (accented ones too), a
+    standalone "i" and the first letter after sentence punctuation, past any opening quote or
+    bracket (BPEmb lowercased the corpus).
     """
     text = "".join(pieces).replace("▁", " ").strip()
     text = " ".join(text.split())
     text = _STANDALONE_I.sub("I", text)
-    return _SENTENCE_START.sub(lambda m: m.group(1) + m.group(2).upper(), text)
+    return _SENTENCE_START.sub(lambda m: m.group(1) + _capital(m.group(2)), text)
+
+
+def _capital(letter: str) -> str:
+    """``letter`` in upper case, unless that takes more than one letter ("ß" would become "SS")."""
+    upper = letter.upper()
+    return upper if len(upper) == 1 else letter
 
 
 class Tokenizer:

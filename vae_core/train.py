@@ -22,10 +22,11 @@ import torch
 from tqdm import tqdm
 
 from . import checkpoint as ckpt
+from .cli import checked, fraction, non_negative_float, non_negative_int, positive_float, positive_int, rate
 from .data import Corpus, read_lines, split_paths
 from .evaluate import elbo_terms, sequence_terms
 from .latent import Gaussian
-from .model import ModelConfig, SentenceVAE
+from .model import MAX_LEN, MIN_COND_STD, ModelConfig, SentenceVAE
 from .tokenizer import Tokenizer
 from .vrnn import VRNN, VRNNConfig
 
@@ -35,6 +36,8 @@ def opt(default, help: str, **extra):
     return field(default=default, metadata={"help": help, **extra})
 
 
+LINE_LENGTH = checked(int, lambda n: 1 <= n <= MAX_LEN, f"an integer from 1 to {MAX_LEN}")
+BATCH_SIZE = checked(int, lambda n: n >= 2, "an integer of at least 2")
 MODEL_FIELDS = {f.name for f in dataclasses.fields(ModelConfig)} - {"vocab_size", "cutoffs", "condition",
                                                                      "cond_mean", "cond_std", "latent"}
 
@@ -49,58 +52,66 @@ class TrainConfig:
         "syllable-vae: the VAE with each line's syllable count given to encoder and decoder; "
         "bernoulli-vae: the VAE with a code of --nz bits (seed 002); "
         "vrnn: a latent per piece (Chung et al. 2015), sized by --emb-dim, --dec-hidden (its GRU) and --nz (per piece)",
-        choices=["vae", "lm", "syllable-vae", "bernoulli-vae", "vrnn"],
+        choices=ckpt.MODEL_KINDS,
     )
     # model size and regularisation (see vae_core.model.ModelConfig)
-    emb_dim: int = opt(256, "piece embedding size")
-    enc_hidden: int = opt(256, "encoder LSTM units (per direction)")
+    emb_dim: int = opt(256, "piece embedding size", type=positive_int)
+    enc_hidden: int = opt(256, "encoder LSTM units (per direction)", type=positive_int)
     bidirectional: bool = opt(True, "bidirectional encoder (--no-bidirectional: one direction)")
-    dec_hidden: int = opt(512, "decoder LSTM units")
-    nz: int = opt(32, "latent dimensions (bits for bernoulli-vae)")
-    dropout: float = opt(0.3, "dropout on embeddings and decoder outputs")
+    dec_hidden: int = opt(512, "decoder LSTM units", type=positive_int)
+    nz: int = opt(32, "latent dimensions (bits for bernoulli-vae)", type=positive_int)
+    dropout: float = opt(0.3, "dropout on embeddings and decoder outputs", type=rate)
     z_skip: bool = opt(False, "skip-VAE: z also feeds the output layer (Dieng et al. 2019)")
-    word_dropout: float = opt(0.0, "chance of replacing a decoder input piece by <unk>")
+    word_dropout: float = opt(0.0, "chance of replacing a decoder input piece by <unk>", type=rate)
     bn_gamma: float = opt(
         0.8, "BN-VAE: fixed scale of batch-normalised posterior means (0 = off); KL >= nz*gamma^2/2; "
-        "for bernoulli-vae the scale of the normalised logits"
+        "for bernoulli-vae the scale of the normalised logits",
+        type=non_negative_float,
     )
-    prior_p: float = opt(0.5, "bernoulli-vae: the prior's P(bit = 1)")
+    prior_p: float = opt(0.5, "bernoulli-vae: the prior's P(bit = 1)", type=fraction)
     estimator: str = opt(
         "score",
         "bernoulli-vae encoder gradients: score (score-function estimator with a running-mean baseline) "
         "or gumbel (straight-through Gumbel)",
         choices=["score", "gumbel"],
     )
-    gumbel_tau: float = opt(1.0, "bernoulli-vae with --estimator gumbel: temperature of the relaxed bits")
-    max_len: int = opt(48, "pieces per line; longer lines are truncated")
+    gumbel_tau: float = opt(1.0, "bernoulli-vae with --estimator gumbel: temperature of the relaxed bits",
+                            type=positive_float)
+    max_len: int = opt(48, "pieces per line; longer lines are truncated", type=LINE_LENGTH)
     # optimisation
-    epochs: int = opt(20, "training epochs")
-    batch_size: int = opt(64, "lines per batch (batches group lines of similar length)")
-    lr: float = opt(1e-3, "Adam learning rate")
-    lr_decay: float = opt(0.5, "multiply the learning rate by this when validation loss does not improve")
-    clip: float = opt(5.0, "gradient norm clipping")
+    epochs: int = opt(20, "training epochs", type=positive_int)
+    batch_size: int = opt(64, "lines per batch (batches group lines of similar length)", type=BATCH_SIZE)
+    lr: float = opt(1e-3, "Adam learning rate", type=positive_float)
+    lr_decay: float = opt(0.5, "multiply the learning rate by this when validation loss does not improve",
+                          type=positive_float)
+    clip: float = opt(5.0, "gradient norm clipping (the largest gradient norm a step may take)", type=positive_float)
     # keeping the latent in use
     kl_schedule: str = opt("linear", "KL weight schedule", choices=["constant", "linear", "cyclical"])
-    kl_warmup: float = opt(1.0, "linear: epochs to raise the KL weight from 0 to 1")
-    kl_cycles: int = opt(4, "cyclical: number of cycles (each ramps over its first half)")
-    free_bits: float = opt(0.0, "per-dimension KL floor in nats (batch-averaged KL below it is not penalised)")
+    kl_warmup: float = opt(1.0, "linear: epochs to raise the KL weight from 0 to 1", type=non_negative_float)
+    kl_cycles: int = opt(4, "cyclical: number of cycles (each ramps over its first half)", type=positive_int)
+    free_bits: float = opt(0.0, "per-dimension KL floor in nats (batch-averaged KL below it is not penalised)",
+                           type=non_negative_float)
     pretrain_epochs: int = opt(
         0,
         "autoencoder epochs (no KL, z = mu) before VAE "
         "training; the decoder is then re-initialised (Li et al. 2019)",
+        type=non_negative_int,
     )
     aggressive: bool = opt(False, "aggressive encoder updates until mutual information stops rising (He et al. 2019)")
-    aggressive_steps: int = opt(30, "most encoder-only steps per decoder step in aggressive mode")
+    aggressive_steps: int = opt(30, "most encoder-only steps per decoder step in aggressive mode", type=positive_int)
     # data and run
-    valid_fraction: float = opt(0.05, "share of lines held out for validation when there is no valid.txt")
-    max_lines: int = opt(0, "use only the first N training lines (0 = all)")
-    time_budget: float = opt(0.0, "minutes of training after which the run stops (0 = no limit)")
-    card_iw_samples: int = opt(100, "importance samples for the test metrics in the model card (0 = no test metrics)")
+    valid_fraction: float = opt(0.05, "share of lines held out for validation when there is no valid.txt",
+                                type=fraction)
+    max_lines: int = opt(0, "use only the first N training lines (0 = all)", type=non_negative_int)
+    time_budget: float = opt(0.0, "minutes of training after which the run stops (0 = no limit)",
+                             type=non_negative_float)
+    card_iw_samples: int = opt(100, "importance samples for the test metrics in the model card (0 = no test metrics)",
+                               type=non_negative_int)
     baseline: str = opt("", "LM checkpoint whose test NLL/PPL the model card reports beside this model's")
     tokenizer: str = opt("", "folder with en/en.wiki.bpe.vs10000.model (default: the shipped checkpoint's)")
     seed: int = opt(0, "random seed")
-    threads: int = opt(0, "CPU threads for torch (0 = torch's default)")
-    device: str = opt("auto", "auto (CUDA when present), cpu or cuda")
+    threads: int = opt(0, "CPU threads for torch (0 = torch's default)", type=non_negative_int)
+    device: str = opt("auto", "auto (CUDA when present), cpu or cuda", choices=["auto", "cpu", "cuda"])
     resume: bool = opt(False, "continue the run in --out from its last finished epoch")
     init: str = opt("", "start from the weights of this checkpoint (same sizes; fine-tuning, e.g. to a new --bn-gamma)")
 
@@ -120,7 +131,7 @@ class TrainConfig:
             values.update(latent="bernoulli")
         if self.condition:
             values.update(condition=self.condition, cond_mean=float(cond.mean()),
-                          cond_std=max(float(cond.std()), 1e-3))
+                          cond_std=max(float(cond.std()), MIN_COND_STD))
         return ModelConfig(**values)
 
 
@@ -337,6 +348,10 @@ def encoder_burst(run: Run, corpus: Corpus, beta: float, generator: torch.Genera
 def train(cfg: TrainConfig) -> Path:
     """Train as ``cfg`` says and return the checkpoint directory."""
     out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out: {out} is a file; give a directory for the checkpoint")
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: CUDA is not available on this machine (use --device cpu or auto)")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
@@ -414,6 +429,8 @@ def train(cfg: TrainConfig) -> Path:
 
 
 def parse_args(argv=None) -> TrainConfig:
+    """The options of ``argv``: each field's value checked by its ``type`` (see ``vae_core.cli``), then the
+    rules that join several options."""
     parser = argparse.ArgumentParser(prog="python -m vae_core.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     for f in dataclasses.fields(TrainConfig):
@@ -422,25 +439,13 @@ def parse_args(argv=None) -> TrainConfig:
         if f.type == "bool":
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_text)
         else:
-            kind = {"int": int, "float": float, "str": str}[f.type]
+            kind = f.metadata.get("type") or {"int": int, "float": float, "str": str}[f.type]
             parser.add_argument(flag, type=kind, default=f.default, choices=f.metadata.get("choices"), help=help_text)
     cfg = TrainConfig(**vars(parser.parse_args(argv)))
     problems = [
         f"--{name.replace('_', '-')} must be {rule}"
         for name, ok, rule in [
-            ("epochs", cfg.epochs >= 1, "at least 1"),
-            ("batch_size", cfg.batch_size >= 2, "at least 2"),
-            ("lr", cfg.lr > 0, "positive"),
-            ("nz", cfg.nz >= 1, "at least 1"),
-            ("dropout", 0 <= cfg.dropout < 1, "in [0, 1)"),
-            ("word_dropout", 0 <= cfg.word_dropout < 1, "in [0, 1)"),
-            ("bn_gamma", cfg.bn_gamma >= 0, "non-negative"),
-            ("prior_p", 0 < cfg.prior_p < 1, "in (0, 1)"),
-            ("gumbel_tau", cfg.gumbel_tau > 0, "positive"),
-            ("free_bits", cfg.free_bits >= 0, "non-negative"),
-            ("kl_cycles", cfg.kl_cycles >= 1, "at least 1"),
-            ("pretrain_epochs", 0 <= cfg.pretrain_epochs < cfg.epochs, "below --epochs"),
-            ("max_len", cfg.max_len >= 1, "at least 1"),
+            ("pretrain_epochs", cfg.pretrain_epochs < cfg.epochs, "below --epochs"),
             ("aggressive", not (cfg.model == "vrnn" and cfg.aggressive), "off for --model vrnn"),
             ("pretrain_epochs", not (cfg.model == "vrnn" and cfg.pretrain_epochs), "0 for --model vrnn"),
             ("free_bits", not (cfg.model == "vrnn" and cfg.free_bits), "0 for --model vrnn"),

@@ -22,8 +22,9 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from .decoding import draw
 from .latent import log_normal
-from .model import DictConfig, Dropout, SentenceVAE
+from .model import MAX_LEN, DictConfig, Dropout, SentenceVAE
 from .tokenizer import EOS, VOCAB_SIZE
 
 
@@ -36,6 +37,12 @@ class VRNNConfig(DictConfig):
     dropout: float = 0.2  # dropout on embeddings and decoder features while training
     cutoffs: tuple[int, ...] = (1000, 4000)  # adaptive softmax: head size, then cluster bounds
     max_len: int = 48  # pieces per line; longer input is truncated, generation stops here
+
+    def __post_init__(self):
+        for name in ("vocab_size", "emb_dim", "hidden", "nz"):
+            self.check_range(name, 1)
+        self.check_range("dropout", 0, 1)
+        self.check_range("max_len", 1, MAX_LEN)
 
 
 class LineTerms(NamedTuple):
@@ -159,11 +166,7 @@ class VRNN(nn.Module):
             mu, logvar = self.prior(h).chunk(2, dim=-1)
             feature = self.phi_z(mu + noise[:, t] * torch.exp(0.5 * logvar))
             log_probs = self.out.log_prob(self._decoder_out(h, feature))  # columns in frequency-rank order
-            if temperature > 0:
-                ranks = torch.multinomial((log_probs / temperature).softmax(dim=-1), 1, generator=generator)[:, 0]
-            else:
-                ranks = log_probs.argmax(dim=-1)
-            pieces = piece_of[ranks].masked_fill(done, EOS)
+            pieces = piece_of[draw(log_probs, temperature, generator)].masked_fill(done, EOS)
             out[:, t] = pieces
             done |= pieces == EOS
             if done.all():
