@@ -1,5 +1,6 @@
-"""Time the explorer's operations against its budgets on this machine, through the same vae_core
-calls the app makes (uncached: each figure is a first-time request).
+"""Time the explorer against its budgets on this machine: each figure is the whole rerun that one
+interaction causes (Streamlit's AppTest runs the real app script: the sidebar, the open tab, the map
+and its figure), on inputs the app has not seen before, so no cached result is reused.
 
     python bench/app_budgets.py            # add --no-browser to skip the cold-start measurement
 
@@ -18,25 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import vae_core  # noqa: E402
-from vae_core.projection import Projection  # noqa: E402
-
-TEN_LINES = [
-    "the sea is calm tonight", "i wandered lonely as a cloud", "because i could not stop for death",
-    "shall i compare thee to a summer's day", "o rose thou art sick", "the woods are lovely dark and deep",
-    "tyger tyger burning bright", "do not go gentle into that good night", "i heard a fly buzz when i died",
-    "my heart leaps up when i behold",
-]
-
-
-def timed(fn, repeats: int = 5) -> float:
-    """Median seconds of ``fn()`` over ``repeats`` runs."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from vae_core.data import read_lines  # noqa: E402
 
 
 def report(name: str, seconds: float, budget: float) -> None:
@@ -44,12 +27,41 @@ def report(name: str, seconds: float, budget: float) -> None:
                       "met": seconds <= budget}), flush=True)
 
 
-def lines_tab(vae, projection, lines, width=4):
-    z, mu, _ = vae.encode(lines)
-    decoded = vae.beam(z, width=width)
-    projection.recall(vae, decoded)
-    projection.place(mu)
-    projection.place(vae.mu([d for d in decoded if d.strip()]))
+def rerun_seconds(at, tab: str, interact, repeats: int = 5) -> float:
+    """Median seconds of the rerun after ``interact(at, i)`` sets a widget to its i-th new value,
+    with ``tab`` open."""
+    at.session_state["tab"] = tab
+    at.run()
+    times = []
+    for i in range(repeats):
+        interact(at, i)
+        start = time.perf_counter()
+        at.run()
+        times.append(time.perf_counter() - start)
+        if at.exception:
+            raise RuntimeError(at.exception[0].value)
+    return statistics.median(times)
+
+
+def app_reruns() -> None:
+    """The four interactions with budgets, each on fresh input (ten new lines, a new slider position,
+    a new noise scale, a new end line of the homotopy)."""
+    from streamlit.testing.v1 import AppTest
+
+    verse = read_lines(ROOT / "data" / "poetry" / "test.txt")
+    at = AppTest.from_file(str(ROOT / "explorer_app" / "app.py"), default_timeout=120).run()  # loads the model
+    report("app: typed 10 lines -> table and map (beam 4)",
+           rerun_seconds(at, "Lines", lambda at, i: at.text_area(key="lines.text").set_value(
+               "\n".join(verse[10 * i: 10 * i + 10]))), 0.5)
+    report("app: move the interpolation slider -> new line and map (beam 4)",
+           rerun_seconds(at, "Interpolate", lambda at, i: at.slider(key="interp.t").set_value(
+               round(0.13 + 0.17 * i, 2))), 0.2)
+    report("app: 16 neighbours -> table and map (beam 4)",
+           rerun_seconds(at, "Neighbours", lambda at, i: at.slider(key="neigh.noise").set_value(0.3 + 0.25 * i)),
+           0.3)
+    report("app: 11-step homotopy -> table and map (beam 4)",
+           rerun_seconds(at, "Interpolate", lambda at, i: at.text_input(key="interp.b").set_value(verse[100 + i])),
+           0.5)
 
 
 def peak_memory_mib(pid: int) -> float:
@@ -100,25 +112,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--no-browser", action="store_true", help="skip the cold-start measurement")
     args = parser.parse_args()
-    vae = vae_core.load()
-    projection = Projection.load(vae.directory)
-    lines_tab(vae, projection, TEN_LINES[:2])  # warm up torch
-    report("app: typed 10 lines -> table and map (beam 4)", timed(lambda: lines_tab(vae, projection, TEN_LINES)), 0.5)
-    z = vae.mu(TEN_LINES[:2])
-    fine = vae.interpolate(z[0], z[1], 100, "slerp")
-    positions = iter(range(100))
-    report("app: move the interpolation slider -> new line (beam 4)",
-           timed(lambda: vae.beam(fine[next(positions)].unsqueeze(0), width=4)), 0.2)
-
-    def neighbours():
-        codes = vae.neighbours(z[0], 16, 0.5)
-        decoded = vae.beam(codes, width=4)
-        projection.recall(vae, decoded)
-        projection.place(codes)
-
-    report("app: 16 neighbours -> table and map (beam 4)", timed(neighbours), 0.3)
-    report("app: 11-step homotopy (beam 4)",
-           timed(lambda: vae.beam(vae.interpolate(z[0], z[1], 10), width=4)), 0.5)
+    app_reruns()
     if not args.no_browser:
         seconds, memory = cold_start()
         report("app: cold start to a usable page", seconds, 15.0)

@@ -2,7 +2,7 @@
 
     streamlit run explorer_app/app.py
 
-This file only routes: the sidebar, one module per tab, and the map beside them.
+This file only routes: the sidebar, one module per tab (only the open one runs), and the map beside them.
 """
 
 from __future__ import annotations
@@ -35,15 +35,19 @@ except CheckpointError:
     projection = None
 ctx = Context(settings.checkpoint, path, vae, projection, settings)
 
+if st.session_state["tab"] not in TABS:  # a shared link with an unknown tab name
+    st.session_state["tab"] = state.DEFAULTS["tab"]
 work, side = st.columns([3, 2], gap="large")
 layers = []
 with work:
-    for tab, module in zip(st.tabs(list(TABS)), TABS.values()):
-        with tab:
-            try:
-                layers += module.render(ctx)
-            except ValueError as err:
-                st.error(str(err))
+    # Only the open tab runs (on_change="rerun"), and the map shows what that tab made.
+    for tab, module in zip(st.tabs(list(TABS), key="tab", on_change="rerun"), TABS.values()):
+        if tab.open:
+            with tab:
+                try:
+                    layers = module.render(ctx)
+                except ValueError as err:
+                    st.error(str(err))
 with side:
     latent_map.render(ctx, layers)
 state.sync_url()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
@@ -19,8 +20,9 @@ STYLES = {
 }
 
 
-def _wrap(line: str, width: int = 60) -> str:
-    return line if len(line) <= width else line[:width] + "…"
+def _hover_text(lines: list[str], width: int = 60) -> np.ndarray:
+    """Lines cut to ``width`` characters for hover labels, as one numpy array (see ``latent_map``)."""
+    return np.array([line if len(line) <= width else line[:width] + "…" for line in lines])
 
 
 def latent_map(corpus_xy: torch.Tensor, corpus_lines: list[str], layers: list[dict]) -> go.Figure:
@@ -28,22 +30,24 @@ def latent_map(corpus_xy: torch.Tensor, corpus_lines: list[str], layers: list[di
 
     A layer is ``{"name", "kind", "lines", "xy"}``; homotopy layers are drawn as a path.
     """
+    # Points and labels go in as numpy arrays: plotly checks those whole, where lists of thousands
+    # of items are checked one by one and cost about a tenth of a second every rerun.
     fig = go.Figure()
     fig.add_trace(go.Scattergl(
-        x=corpus_xy[:, 0].tolist(), y=corpus_xy[:, 1].tolist(), mode="markers", name="corpus",
-        marker=dict(size=4, color="#c9c3b6", opacity=0.55), text=[_wrap(line) for line in corpus_lines],
+        x=corpus_xy[:, 0].numpy(), y=corpus_xy[:, 1].numpy(), mode="markers", name="corpus",
+        marker=dict(size=4, color="#c9c3b6", opacity=0.55), text=_hover_text(corpus_lines),
         hovertemplate="%{text}<extra>corpus</extra>",
     ))
     for layer in layers:
         style = STYLES[layer["kind"]]
         xy = layer["xy"]
         fig.add_trace(go.Scattergl(
-            x=xy[:, 0].tolist(), y=xy[:, 1].tolist(), name=layer["name"],
+            x=xy[:, 0].numpy(), y=xy[:, 1].numpy(), name=layer["name"],
             mode="lines+markers" if layer["kind"] == "homotopy" else "markers",
             marker=dict(size=style["size"], color=style["color"], symbol=style["symbol"],
                         line=dict(width=1, color="white")),
             line=dict(color=style["color"], width=2),
-            text=[_wrap(line) for line in layer["lines"]], hovertemplate="%{text}<extra>" + layer["name"] + "</extra>",
+            text=_hover_text(layer["lines"]), hovertemplate="%{text}<extra>" + layer["name"] + "</extra>",
         ))
     # Streamlit picks clicked points only outside lasso/box mode, so the map opens panning and
     # offers the lasso in its toolbar.

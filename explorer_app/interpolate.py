@@ -7,7 +7,7 @@ import streamlit as st
 
 from vae_core.sampler import INTERPOLATIONS, first_appearances
 
-from .widgets import Context, keep, needs_sentence_code, results_table
+from .widgets import Context, needs_sentence_code, results_table
 
 SLIDER_STEPS = 100  # resolution of the live slider
 
@@ -37,13 +37,12 @@ def render(ctx: Context) -> list[dict]:
     c1, c2, c3 = st.columns(3)
     c1.number_input("Steps", 1, 50, key="interp.steps")
     if ctx.vae.bits:
-        keep("interp.method")
         method = "linear"
         c2.caption("Path: linear between the two lines' bit probabilities; a bit flips where its "
                    "probability crosses ½.")
     else:
         c2.radio("Path", INTERPOLATIONS, key="interp.method", horizontal=True,
-                 help="linear: a straight line; slerp: along the sphere, keeping codes as far from the origin "
+                 help="linear: a straight line; slerp: along the sphereing codes as far from the origin "
                       "as real ones")
         method = st.session_state["interp.method"]
     c3.toggle("Distinct lines only", key="interp.distinct")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from .widgets import Context, keep, needs_sentence_code, results_table
+from .widgets import Context, needs_sentence_code, results_table
 
 
 def render(ctx: Context) -> list[dict]:
@@ -19,11 +19,9 @@ def render(ctx: Context) -> list[dict]:
     source = st.session_state["neigh.source"].strip()
     c1, c2, c3 = st.columns([3, 2, 3])
     if ctx.vae.bits:
-        keep("neigh.noise", "neigh.by_std")
         c1.slider("Flip probability", 0.0, 0.5, step=0.01, key="neigh.flip",
                   help="Each bit of the line's code flips with this probability")
     else:
-        keep("neigh.flip")
         c1.slider("Noise scale", 0.0, 2.0, step=0.05, key="neigh.noise")
         c3.toggle("Scale by the line's σ", key="neigh.by_std",
                   help="Multiply the noise by the posterior standard deviation of each latent dimension, "

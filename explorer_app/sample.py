@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from . import cache
-from .widgets import Context, keep, results_table
+from .widgets import Context, results_table
 
 
 def render(ctx: Context) -> list[dict]:
@@ -23,7 +23,6 @@ def render(ctx: Context) -> list[dict]:
                                  ctx.settings.seed + draw, ctx.settings.max_len)
         results_table(pd.DataFrame({"line": decoded}), "sample.table", "line", "samples.csv")
         return []
-    keep("sample.temperature")
     codes = ctx.vae.prior(count, seed=ctx.settings.seed + draw)
     decoded = ctx.decode(codes, seed_offset=draw + 2)
     nearest, distance = ctx.recall(decoded)

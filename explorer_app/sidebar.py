@@ -52,7 +52,7 @@ def render() -> Settings:
                   help="greedy: the likeliest piece each step; sample: drawn at a temperature; "
                        "beam: the likeliest whole line among several hypotheses")
     method = st.session_state["settings.method"]
-    # Options of the other methods stay on the page (disabled): a widget that is not drawn loses its value.
+    # Options of the other methods stay on the page, disabled, so users see what each method offers.
     sidebar.slider("Temperature", 0.05, 2.0, step=0.05, key="settings.temperature", disabled=vrnn or method != "sample")
     sidebar.slider("Top-p (nucleus)", 0.05, 1.0, step=0.05, key="settings.top_p", disabled=vrnn or method != "sample")
     sidebar.slider("Beam width", 1, 12, key="settings.width", disabled=vrnn or method != "beam")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 DEFAULTS = {
+    "tab": "Lines",
     "settings.checkpoint": "poetry",
     "settings.method": "beam",
     "settings.temperature": 0.7,
@@ -33,7 +34,7 @@ DEFAULTS = {
     "sample.count": 12,
     "sample.temperature": 0.8,
 }
-SHARED = [k for k in DEFAULTS if k.split(".")[0] in ("settings", "lines", "interp", "neigh", "sample")]
+SHARED = [k for k in DEFAULTS if k.split(".")[0] in ("tab", "settings", "lines", "interp", "neigh", "sample")]
 MAX_LINES = 200  # lines encoded from the text area at once
 MAX_CHARS = 1000  # characters kept of one line
 
@@ -49,17 +50,19 @@ def _coerce(value: str, default):
 
 
 def init() -> None:
-    """Set every key once per session: from the URL when it carries a value, else the default."""
-    if st.session_state.get("_initialised"):
-        return
-    params = st.query_params
-    for key, default in DEFAULTS.items():
-        value = _coerce(params[key], default) if key in params else None
-        st.session_state[key] = default if value is None else value
-    st.session_state["walk"] = []  # breadcrumbs: lines the user moved to, oldest first
-    st.session_state["map.layers"] = {}  # tab -> layer of points it drew
-    st.session_state["map.picked"] = []  # corpus lines chosen on the map
-    st.session_state["_initialised"] = True
+    """Give every key its value for this run: on a session's first run from the URL when it carries
+    one, else the default; afterwards the value it had. Only the open tab is drawn, and Streamlit
+    forgets the value of a widget that a run does not draw, so every key is set again each run."""
+    if not st.session_state.get("_initialised"):
+        params = st.query_params
+        for key, default in DEFAULTS.items():
+            value = _coerce(params[key], default) if key in params else None
+            st.session_state[key] = default if value is None else value
+        st.session_state["walk"] = []  # breadcrumbs: lines the user moved to, oldest first
+        st.session_state["map.picked"] = []  # corpus lines chosen on the map
+        st.session_state["_initialised"] = True
+    for key in DEFAULTS:
+        st.session_state[key] = st.session_state[key]
 
 
 def sync_url() -> None:

@@ -54,12 +54,6 @@ def needs_sentence_code(ctx: Context, what: str) -> bool:
     return True
 
 
-def keep(*keys: str) -> None:
-    """Keep the values of widgets this run does not draw (Streamlit forgets an undrawn widget's key)."""
-    for key in keys:
-        st.session_state[key] = st.session_state[key]
-
-
 def split_lines(text: str) -> tuple[list[str], list[str]]:
     """The non-empty lines of a text box, capped in number and length, and notices about the caps."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]

@@ -1,5 +1,6 @@
 """The Streamlit explorer, driven headlessly with AppTest on the shipped checkpoint."""
 
+import json
 import shutil
 
 import pytest
@@ -33,6 +34,17 @@ def app(checkpoints, monkeypatch):
 
 def frames(at):
     return [df.value for df in at.dataframe]
+
+
+def open_tab(at, name):
+    """Open tab ``name`` as a click on it does (only the open tab runs)."""
+    at.session_state["tab"] = name
+    return at.run()
+
+
+def map_traces(at):
+    """Names of the map's traces."""
+    return [trace.get("name") for trace in json.loads(at.get("plotly_chart")[-1].proto.spec)["data"]]
 
 
 def no_exceptions(at):
@@ -78,11 +90,11 @@ def test_odd_characters_are_encoded(app):
 
 
 def test_interpolation_slider_decodes_the_point(app):
-    at = app.run()
+    at = open_tab(app.run(), "Interpolate")
     live = [m.value for m in at.markdown if m.value.startswith("> ###")]
     at.slider(key="interp.t").set_value(0.0).run()
     start = [m.value for m in at.markdown if m.value.startswith("> ###")][0]
-    homotopy = frames(at)[1]
+    homotopy = frames(at)[0]
     assert start.endswith(homotopy["line"].iloc[0])  # t = 0 is the first step of the homotopy
     at.slider(key="interp.t").set_value(1.0).run()
     end = [m.value for m in at.markdown if m.value.startswith("> ###")][0]
@@ -91,35 +103,35 @@ def test_interpolation_slider_decodes_the_point(app):
 
 
 def test_homotopy_steps_and_distinct_lines(app):
-    at = app.run()
+    at = open_tab(app.run(), "Interpolate")
     at.number_input(key="interp.steps").set_value(20).run()
-    full = frames(at)[1]
+    full = frames(at)[0]
     assert full["step"].tolist() == list(range(21))
     at.toggle(key="interp.distinct").set_value(True).run()
-    distinct = frames(at)[1]
+    distinct = frames(at)[0]
     assert distinct["line"].is_unique and distinct["line"].tolist() == list(dict.fromkeys(full["line"]))
     assert distinct["step"].iloc[0] == 0
 
 
 def test_neighbours_noise(app):
-    at = app.run()
+    at = open_tab(app.run(), "Neighbours")
     at.number_input(key="neigh.count").set_value(6).run()
     at.slider(key="neigh.noise").set_value(0.0).run()
-    still = frames(at)[2]
+    still = frames(at)[0]
     assert len(still) == 6 and still["variation"].nunique() == 1
     at.slider(key="neigh.noise").set_value(2.0).run()
-    assert frames(at)[2]["variation"].nunique() > 1
+    assert frames(at)[0]["variation"].nunique() > 1
     at.toggle(key="neigh.by_std").set_value(True).run()
     no_exceptions(at)
 
 
 def test_prior_samples_redraw(app):
-    at = app.run()
+    at = open_tab(app.run(), "Sample")
     at.slider(key="sample.count").set_value(5).run()
-    first = frames(at)[3]["line"].tolist()
+    first = frames(at)[0]["line"].tolist()
     assert len(first) == 5
     at.button(key="sample.redraw").click().run()
-    assert frames(at)[3]["line"].tolist() != first
+    assert frames(at)[0]["line"].tolist() != first
 
 
 def test_sampling_settings_apply(app):
@@ -132,7 +144,7 @@ def test_sampling_settings_apply(app):
 
 
 def test_model_tab_shows_metrics_and_charts(app):
-    at = app.run()
+    at = open_tab(app.run(), "Model")
     assert any("Test metrics" in s.value for s in at.subheader)
     assert any("KL per latent dimension" in s.value for s in at.subheader)
     metrics, bar = at.dataframe[-2].value, at.dataframe[-1].value
@@ -158,6 +170,34 @@ def test_the_url_reopens_a_view(app):
     at = app.run()
     assert frames(at)[0]["input"].tolist() == ["o rose thou art sick"]
     assert at.radio(key="settings.method").value == "greedy"
+
+
+def test_only_the_open_tab_runs_and_the_map_shows_its_points(app):
+    at = app.run()
+    assert len(at.dataframe) == 1 and map_traces(at) == ["corpus", "your lines", "reconstructions"]
+    at = open_tab(at, "Interpolate")
+    assert list(frames(at)[0].columns)[:3] == ["step", "t", "line"] and len(at.dataframe) == 1
+    assert map_traces(at) == ["corpus", "homotopy", "slider"]
+    at = open_tab(at, "Model")
+    assert map_traces(at) == ["corpus"]
+    assert at.query_params["tab"] == "Model"  # a shared link reopens the tab
+
+
+def test_settings_survive_a_visit_to_another_tab(app):
+    at = open_tab(app.run(), "Neighbours")
+    at.slider(key="neigh.noise").set_value(1.25).run()
+    at.number_input(key="neigh.count").set_value(5).run()
+    at = open_tab(open_tab(at, "Model"), "Neighbours")
+    no_exceptions(at)
+    assert at.slider(key="neigh.noise").value == 1.25 and len(frames(at)[0]) == 5
+
+
+@pytest.mark.parametrize("tab, shown", [("Sample", "line"), ("nonsense", "input")])
+def test_the_url_opens_a_tab(app, tab, shown):
+    app.query_params["tab"] = tab
+    at = app.run()
+    no_exceptions(at)
+    assert shown in frames(at)[0].columns
 
 
 
@@ -191,19 +231,21 @@ def test_a_syllable_conditioned_model_gets_a_syllable_slider(tiny_syllable_vae, 
         no_exceptions(at)
         recon[n] = list(frames(at)[0]["reconstruction"])
     assert recon[3] != recon[14]  # the slider steers the decoded lines
+    at = open_tab(at, "Model")
     assert any("Syllable control" in s.value for s in at.subheader)  # from the model card's evaluation
 
 
 def test_a_bit_vector_model_flips_bits(bits_vae, tmp_path, monkeypatch):
     (tmp_path / "bits").symlink_to(bits_vae.directory, target_is_directory=True)
     monkeypatch.setenv("LATENT_VERSE_CHECKPOINTS", str(tmp_path))
-    at = AppTest.from_file(APP, default_timeout=120).run()
+    at = open_tab(AppTest.from_file(APP, default_timeout=120).run(), "Interpolate")
     no_exceptions(at)
     assert not [r for r in at.radio if r.key == "interp.method"]  # bits interpolate linearly only
     assert any("bit probabilities" in c.value for c in at.caption)
+    at = open_tab(at, "Neighbours")
     at.number_input(key="neigh.count").set_value(6).run()
     at.slider(key="neigh.flip").set_value(0.0).run()
-    assert frames(at)[2]["variation"].nunique() == 1  # no flips: the line's own code six times
+    assert frames(at)[0]["variation"].nunique() == 1  # no flips: the line's own code six times
     own = at.session_state["neigh.bits"]
     code = bits_vae.mu([at.session_state["neigh.source"]])[0]
     assert own == [i for i in range(8) if code[i] >= 0.5]
@@ -229,10 +271,13 @@ def test_a_vrnn_offers_sampling_and_reconstruction(data_dir, tmp_path, monkeypat
     vrnn = vae_core.load(out)
     assert list(lines["reconstruction"]) == vrnn.reconstruct(list(lines["input"]))
     assert at.radio(key="settings.method").disabled  # sentence-VAE decoding does not apply
-    why = [i.value for i in at.info if "VRNN" in i.value]
-    assert len(why) == 3  # the map, Interpolate and Neighbours each say why they are not offered
-    samples = frames(at)[1]["line"].tolist()
+    for tab in ("Interpolate", "Neighbours"):  # each says why it is not offered, and so does the map
+        at = open_tab(at, tab)
+        no_exceptions(at)
+        assert len([i for i in at.info if "VRNN" in i.value]) == 2
+    at = open_tab(at, "Sample")
+    samples = frames(at)[0]["line"].tolist()
     assert samples == vrnn.sample(12, temperature=0.8, seed=0, max_len=32)
     at.slider(key="sample.temperature").set_value(0.05).run()
     no_exceptions(at)
-    assert frames(at)[1]["line"].tolist() != samples
+    assert frames(at)[0]["line"].tolist() != samples

@@ -114,7 +114,8 @@ MAP = ("[...document.querySelectorAll('.js-plotly-plot')]"
 CORPUS_POINT = f"""(i) => {{
   const gd = {MAP};
   const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, r = gd.getBoundingClientRect();
-  return [r.left + xa._offset + xa.l2p(gd.data[0].x[i]), r.top + ya._offset + ya.l2p(gd.data[0].y[i])];
+  const corpus = gd._fullData[0];  // decoded: the figure sends coordinates as binary arrays
+  return [r.left + xa._offset + xa.l2p(corpus.x[i]), r.top + ya._offset + ya.l2p(corpus.y[i])];
 }}"""
 
 
