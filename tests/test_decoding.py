@@ -107,6 +107,25 @@ def test_top_log_probs_are_the_top_of_the_full_table(vae):
     assert torch.equal(model.piece_of()[ranks[:, 0]], model.log_probs(hidden).argmax(dim=-1))
 
 
+@torch.no_grad()
+def test_top_log_probs_skip_only_clusters_that_cannot_place_a_piece(shipped):
+    """On the shipped model's states over real lines some rows skip each tail cluster and some do
+    not; the best pieces are those of the full table either way."""
+    model, lines = shipped.model, ["the sea is calm tonight", "o rose thou art sick", "and zephyrs whispered"]
+    tokens = shipped.tokenizer.batch(shipped.tokenizer.encode(lines))[0]
+    hidden, _ = model.decode(tokens[:, :-1], shipped.mu(lines), None)
+    hidden = hidden.flatten(0, 1)
+    head = torch.log_softmax(model.out.head(hidden), dim=-1)
+    kth = head[:, : model.out.shortlist_size].topk(4, dim=-1).values[:, -1]
+    for i in range(len(model.out.tail)):
+        skipped = head[:, model.out.shortlist_size + i] < kth
+        assert 0 < int(skipped.sum()) < len(hidden)
+    values, ranks = model.top_log_probs(hidden, 4)
+    full = model.log_probs(hidden, ranked=True)
+    assert torch.equal(values, full.topk(4, dim=-1).values)
+    assert torch.equal(full.gather(1, ranks), values)
+
+
 def test_batched_greedy_matches_decoding_one_line_at_a_time(vae):
     """Rows leave the batch as they finish; every line is still the one decoded on its own."""
     z = vae.prior(20, seed=11)

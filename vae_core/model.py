@@ -275,17 +275,27 @@ class SentenceVAE(nn.Module):
         ``[N, k]`` each, the same values as the top of ``log_probs(hidden, ranked=True)``.
 
         Each part of the adaptive softmax offers its own best ``k``, so the full ``[N, V]`` table is
-        never assembled (beam search needs only these).
+        never assembled (beam search needs only these). A cluster is scored only for the rows where
+        it can place a piece among the best ``k``: no piece of it is likelier than the cluster
+        itself, so where that is below the ``k``-th best shortlist piece, the cluster is skipped.
         """
         out = self.out
         head = F.log_softmax(out.head(hidden), dim=-1)
         top = head[:, : out.shortlist_size].topk(min(k, out.shortlist_size), dim=-1)
         values, ranks = [top.values], [top.indices]
+        kth = top.values[:, -1] if k <= out.shortlist_size else torch.full_like(top.values[:, 0], -math.inf)
         for i, tail in enumerate(out.tail):
-            cluster = F.log_softmax(tail(hidden), dim=-1)
-            top = cluster.topk(min(k, cluster.size(-1)), dim=-1)
-            values.append(top.values + head[:, out.shortlist_size + i].unsqueeze(1))
-            ranks.append(top.indices + out.cutoffs[i])
+            cluster_log_prob = head[:, out.shortlist_size + i]
+            rows = (cluster_log_prob >= kth).nonzero().squeeze(1)
+            size = min(k, out.cutoffs[i + 1] - out.cutoffs[i])
+            value = hidden.new_full((len(hidden), size), -math.inf)
+            rank = torch.full_like(value, out.cutoffs[i], dtype=torch.long)
+            if len(rows):
+                top = F.log_softmax(tail(hidden[rows]), dim=-1).topk(size, dim=-1)
+                value[rows] = top.values + cluster_log_prob[rows].unsqueeze(1)
+                rank[rows] = top.indices + out.cutoffs[i]
+            values.append(value)
+            ranks.append(rank)
         values, ranks = torch.cat(values, dim=1), torch.cat(ranks, dim=1)
         best = values.topk(k, dim=-1)
         return best.values, ranks.gather(1, best.indices)
