@@ -10,6 +10,7 @@ import streamlit as st
 
 from vae_core.projection import Projection
 from vae_core.sampler import Sampler
+from vae_core.tokenizer import clean
 
 from . import cache, state
 from .sidebar import Settings
@@ -55,8 +56,9 @@ def needs_sentence_code(ctx: Context, what: str) -> bool:
 
 
 def split_lines(text: str) -> tuple[list[str], list[str]]:
-    """The non-empty lines of a text box, capped in number and length, and notices about the caps."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    """The lines of a text box that hold something to encode (not only spaces or control characters),
+    capped in number and length, and notices about the caps."""
+    lines = [line.strip() for line in text.splitlines() if clean(line)]
     notices = []
     if len(lines) > state.MAX_LINES:
         notices.append(f"Only the first {state.MAX_LINES} of {len(lines)} lines are used.")

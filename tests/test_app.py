@@ -84,9 +84,11 @@ def test_bad_input_gets_a_message(app, text, notice):
 
 def test_odd_characters_are_encoded(app):
     at = app.run()
-    at.text_area(key="lines.text").set_value("🌞🌙 the moon ✨\n日本語の詩\nbell \x07 and \x1b escape").run()
+    odd = "🌞🌙 the moon ✨\n日本語の詩\n\u200b\x00\nbell \x07 and \x1b escape"
+    at.text_area(key="lines.text").set_value(odd).run()
     no_exceptions(at)
-    assert len(frames(at)[0]) == 3
+    assert not at.error
+    assert len(frames(at)[0]) == 3  # the line of only invisible characters is skipped like a blank one
 
 
 def test_interpolation_slider_decodes_the_point(app):
