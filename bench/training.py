@@ -150,9 +150,10 @@ def main() -> None:
             with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the JSON figures
                 train(cfg)
             epochs = ckpt.read_metrics(cfg.out)
-        full = max(row["batches"] for row in epochs)  # the budget cuts the last epoch short
-        speeds = [row["lines_per_s"] for row in epochs if row["batches"] == full]
-        report("train: slowest whole trainer epoch in that run", min(speeds), "lines/s", epochs=speeds, target=500)
+        speeds = [row["lines_per_s"] for row in epochs[:-1]]  # the budget cuts the last epoch short
+        if speeds:
+            report("train: slowest whole trainer epoch in that run", min(speeds), "lines/s", epochs=speeds,
+                   target=500)
         last = epochs[-1]  # where the budget ended (the trainer keeps the best epoch's weights)
         report(f"train: validation -ELBO after {args.budget_minutes:g} minutes from scratch", last["valid_elbo"],
                "nats/line", rec=round(last["valid_rec"], 3), kl=round(last["valid_kl"], 3), epochs=len(epochs),

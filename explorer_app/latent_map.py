@@ -1,4 +1,4 @@
-"""The map beside every tab: the corpus in the latent space, everything the user made on top, and
+"""The map beside every tab: the corpus in the latent space, what the open tab made on top, and
 picking corpus lines by clicking or lasso."""
 
 from __future__ import annotations
