@@ -7,7 +7,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import vae_core
+from explorer_app.cache import RowMemo
 from vae_core import checkpoint as ckpt
+from vae_core.sampler import Sampler
 from vae_core.train import TrainConfig, train
 
 from .conftest import ROOT, TINY
@@ -172,6 +174,39 @@ def test_the_url_reopens_a_view(app):
     at = app.run()
     assert frames(at)[0]["input"].tolist() == ["o rose thou art sick"]
     assert at.radio(key="settings.method").value == "greedy"
+
+
+def test_the_row_memo_computes_unseen_rows_once_and_forgets_the_oldest():
+    memo, calls = RowMemo(capacity=3), []
+
+    def compute(keys):
+        calls.append(keys)
+        return [10 * key for key in keys]
+
+    assert memo([1, 2, 1], compute) == [10, 20, 10] and calls == [[1, 2]]
+    assert memo([2, 3, 4], compute) == [20, 30, 40] and calls[-1] == [3, 4]
+    assert memo([4, 2], compute) == [40, 20] and len(calls) == 2  # all seen: nothing computed
+    assert memo([1], compute) == [10] and calls[-1] == [1]  # the oldest, 1, was dropped past capacity
+
+
+def test_editing_a_poem_decodes_only_the_new_line(app, shipped, monkeypatch):
+    decoded_rows = []
+    decode = Sampler.decode
+
+    def counting(self, z, method="greedy", **options):
+        decoded_rows.append(len(z))
+        return decode(self, z, method, **options)
+
+    monkeypatch.setattr(Sampler, "decode", counting)
+    poem = [f"line {i} of the evening and the morning" for i in range(12)]
+    at = app.run()
+    at.text_area(key="lines.text").set_value("\n".join(poem)).run()
+    decoded_rows.clear()
+    poem.append("and rain upon the quiet hills")
+    at.text_area(key="lines.text").set_value("\n".join(poem)).run()
+    no_exceptions(at)
+    assert decoded_rows == [1]
+    assert frames(at)[0]["reconstruction"].tolist() == shipped.beam(shipped.mu(poem), width=4, max_len=32)
 
 
 def test_only_the_open_tab_runs_and_the_map_shows_its_points(app):
