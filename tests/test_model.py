@@ -111,6 +111,7 @@ def test_dropout_zeroes_a_share_p_and_keeps_the_expectation():
     y.sum().backward()
     assert torch.equal(x.grad, (y / 2.0))  # the gradient passes through the same mask and scale
     assert drop.eval()(x) is x
+    assert torch.equal(Dropout(0.999)(x), torch.zeros_like(x))  # p rounds to 1: all dropped, no division by 0
 
 
 def test_gaussian_helpers():

@@ -70,6 +70,8 @@ class Dropout(nn.Dropout):
         if not self.training or self.p == 0:
             return x
         dropped = round(self.p * 256)
+        if dropped == 256:  # p rounds to 1: everything is dropped, as by nn.Dropout(1)
+            return x * 0.0
         words = torch.empty((x.numel() + 7) // 8, dtype=torch.int64, device=x.device).random_(-(2**63), None)
         keep = words.view(torch.uint8)[: x.numel()].view(x.shape) >= dropped  # every byte uniform on [0, 256)
         return x * keep.to(x.dtype).mul_(256 / (256 - dropped))
