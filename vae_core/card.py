@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import checkpoint as ckpt
 from . import syllables
-from .cli import non_negative_int
+from .cli import DEVICES, device, non_negative_int
 from .data import read_lines
 from .evaluate import evaluate, syllable_error
 from .sampler import load
@@ -140,18 +140,20 @@ def render(directory: Path, config: dict, evaluation: dict, lines: dict) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def write_card(directory, test_lines: list[str], iw_samples: int = 100, baseline=None, unconditioned=None) -> dict:
+def write_card(directory, test_lines: list[str], iw_samples: int = 100, baseline=None, unconditioned=None,
+               device="cpu") -> dict:
     """Evaluate on ``test_lines`` (and the baseline LM, if given), write ``evaluation.json`` and
     ``README.md``; returns the evaluation. A syllable-conditioned model is also measured on how well
-    it obeys requested counts, against ``unconditioned`` (default: the shipped model)."""
+    it obeys requested counts, against ``unconditioned`` (default: the shipped model). The likelihoods
+    are computed on ``device``."""
     directory = Path(directory)
     config = ckpt.read_json(directory / "config.json")
     evaluation: dict = {}
     if test_lines and iw_samples > 0:
-        evaluation["test"] = evaluate(directory, test_lines, iw_samples=iw_samples, seed=SEED)
+        evaluation["test"] = evaluate(directory, test_lines, iw_samples=iw_samples, seed=SEED, device=device)
     if baseline is not None and test_lines:
         try:
-            evaluation["baseline"] = {"checkpoint": str(baseline), **evaluate(baseline, test_lines)}
+            evaluation["baseline"] = {"checkpoint": str(baseline), **evaluate(baseline, test_lines, device=device)}
         except ValueError as err:
             print(f"warning: baseline {baseline} not evaluated: {err}", file=sys.stderr)
     if config["model"].get("condition") and test_lines:
@@ -179,10 +181,13 @@ def main(argv=None) -> int:
     parser.add_argument("--unconditioned", default=None,
                         help="for a syllable-conditioned model: the unconditioned model to compare its syllable "
                              "control with (default: the shipped model)")
+    parser.add_argument("--device", default="cpu", choices=DEVICES,
+                        help="where the test likelihoods are computed: cpu, cuda, or auto (CUDA when present)")
     args = parser.parse_args(argv)
     try:
         lines = read_lines(args.test) if args.test else []
-        evaluation = write_card(args.checkpoint, lines, args.iw_samples, args.baseline, args.unconditioned)
+        evaluation = write_card(args.checkpoint, lines, args.iw_samples, args.baseline, args.unconditioned,
+                                device(args.device))
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

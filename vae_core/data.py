@@ -85,7 +85,7 @@ class Corpus:
         """
         n = len(self)
         jitter = torch.rand(n, generator=generator) if shuffle else torch.arange(n) / max(n, 1)
-        order = torch.argsort(self.lengths.double() + jitter * 0.5, stable=True)
+        order = torch.argsort(self.lengths.cpu().double() + jitter * 0.5, stable=True)  # the corpus may be on a GPU
         chunks = list(order.split(batch_size))
         if shuffle:
             chunks = [chunks[i] for i in torch.randperm(len(chunks), generator=generator)]

@@ -20,7 +20,7 @@ from collections import Counter
 
 import torch
 
-from .cli import positive_int
+from .cli import DEVICES, device, positive_int
 from .data import Corpus, read_lines
 from .latent import Posterior, concat
 from .model import SentenceVAE
@@ -95,7 +95,7 @@ def iw_nll(model: SentenceVAE, corpus: Corpus, samples: int = 100, batch_size: i
     for index in corpus.batches(batch_size):
         tokens, lengths, cond = corpus.batch(index)
         if model.is_lm:
-            result[index] = model.reconstruction(tokens, lengths, model.code(None, cond))
+            result[index] = model.reconstruction(tokens, lengths, model.code(None, cond)).cpu()
             continue
         q = model.posterior(tokens, lengths, cond)
         log_w = []
@@ -106,7 +106,7 @@ def iw_nll(model: SentenceVAE, corpus: Corpus, samples: int = 100, batch_size: i
             code = model.code(z.reshape(-1, z.size(-1)), cond[rep] if cond is not None else None)
             log_px = -model.reconstruction(tokens[rep], lengths[rep], code).view(-1, k)
             log_w.append(log_px + q.log_prior(z) - q.log_prob(z))
-        result[index] = -(torch.logsumexp(torch.cat(log_w, dim=1), dim=1) - math.log(samples))
+        result[index] = -(torch.logsumexp(torch.cat(log_w, dim=1), dim=1) - math.log(samples)).cpu()
     return result
 
 
@@ -144,17 +144,20 @@ def syllable_error(sampler, requested: list[int], seed: int = 0) -> float:
     return sum(abs(count(line) - n) for line, n in zip(lines, requested)) / max(len(requested), 1)
 
 
-def evaluate(directory, lines: list[str], iw_samples: int = 100, seed: int = 0, batch_size: int = 64) -> dict:
-    """Every metric of the module docstring for ``lines`` under the checkpoint in ``directory``."""
+def evaluate(directory, lines: list[str], iw_samples: int = 100, seed: int = 0, batch_size: int = 64,
+             device="cpu") -> dict:
+    """Every metric of the module docstring for ``lines`` under the checkpoint in ``directory``,
+    computed on ``device`` (the posterior samples differ between devices, so do the estimates, slightly)."""
     from .sampler import check_lines, load  # sampler imports this module's helpers
 
     lines = check_lines(lines)
     sampler = load(directory)
+    sampler.model.to(device)
+    generator = torch.Generator(device=device).manual_seed(seed)
     if sampler.latent == "sequence":
-        return evaluate_sequence(sampler, lines, iw_samples, seed, batch_size)
+        return evaluate_sequence(sampler, lines, iw_samples, generator, batch_size)
     model, tokenizer = sampler.model, sampler.tokenizer
-    corpus = Corpus.from_lines(lines, tokenizer, model.config.condition)
-    generator = torch.Generator().manual_seed(seed)
+    corpus = Corpus.from_lines(lines, tokenizer, model.config.condition).to(device)
     n_pieces = int(corpus.lengths.sum())
     nll = iw_nll(model, corpus, iw_samples if not model.is_lm else 1, batch_size, generator=generator)
     if model.is_lm:
@@ -162,7 +165,7 @@ def evaluate(directory, lines: list[str], iw_samples: int = 100, seed: int = 0, 
         return {"n_lines": len(lines), "n_pieces": n_pieces, "nll": total / len(lines),
                 "ppl": math.exp(total / n_pieces)}
     syllables = corpus.cond.long().tolist() if corpus.cond is not None else None
-    decoded = sampler.greedy(posteriors(model, corpus).mean, syllables=syllables)
+    decoded = sampler.greedy(posteriors(model, corpus).mean.cpu(), syllables=syllables)
     return elbo_terms(model, corpus, generator=generator) | _summary(float(nll.sum()), corpus, iw_samples,
                                                                      model.config.nz, lines, decoded)
 
@@ -176,12 +179,11 @@ def _summary(nll_total: float, corpus: Corpus, iw_samples: int, nz: int, lines: 
             "recon_f1": sum(unigram_f1(a, b) for a, b in zip(lines, reconstructed)) / len(lines)}
 
 
-def evaluate_sequence(sampler, lines: list[str], iw_samples: int = 100, seed: int = 0, batch_size: int = 64) -> dict:
+def evaluate_sequence(sampler, lines: list[str], iw_samples: int, generator: torch.Generator, batch_size: int) -> dict:
     """``evaluate`` for a VRNN (``sampler`` a ``SequenceSampler``): the ELBO terms, iw_nll over
     trajectories, ppl and the unigram F1 of teacher-forced reconstructions."""
     model = sampler.model
-    corpus = Corpus.from_lines(lines, sampler.tokenizer)
-    generator = torch.Generator().manual_seed(seed)
+    corpus = Corpus.from_lines(lines, sampler.tokenizer).to(generator.device)
     out = sequence_terms(model, corpus, generator=generator)
     total = sum(float(model.iw_nll(*corpus.batch(index)[:2], iw_samples, generator=generator).sum())
                 for index in corpus.batches(batch_size))
@@ -197,13 +199,14 @@ def main(argv=None) -> int:
     parser.add_argument("--max-lines", type=positive_int, default=None, help="evaluate only the first N lines")
     parser.add_argument("--batch-size", type=positive_int, default=64, help="lines per batch")
     parser.add_argument("--seed", type=int, default=0, help="random seed for the posterior samples")
+    parser.add_argument("--device", default="cpu", choices=DEVICES, help="cpu, cuda, or auto (CUDA when present)")
     parser.add_argument("--json", action="store_true", help="print one JSON object (default: a table)")
     args = parser.parse_args(argv)
     try:
         lines = read_lines(args.data)[: args.max_lines]
         if not lines:
             raise ValueError(f"no lines in {args.data}")
-        result = evaluate(args.checkpoint, lines, args.iw_samples, args.seed, args.batch_size)
+        result = evaluate(args.checkpoint, lines, args.iw_samples, args.seed, args.batch_size, device(args.device))
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -22,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from . import checkpoint as ckpt
+from . import cli
 from .cli import checked, fraction, non_negative_float, non_negative_int, positive_float, positive_int, rate
 from .data import Corpus, read_lines, split_paths
 from .evaluate import elbo_terms, sequence_terms
@@ -111,7 +112,7 @@ class TrainConfig:
     tokenizer: str = opt("", "folder with en/en.wiki.bpe.vs10000.model (default: the shipped checkpoint's)")
     seed: int = opt(0, "random seed")
     threads: int = opt(0, "CPU threads for torch (0 = torch's default)", type=non_negative_int)
-    device: str = opt("auto", "auto (CUDA when present), cpu or cuda", choices=["auto", "cpu", "cuda"])
+    device: str = opt("auto", "auto (CUDA when present), cpu or cuda", choices=cli.DEVICES)
     resume: bool = opt(False, "continue the run in --out from its last finished epoch")
     init: str = opt("", "start from the weights of this checkpoint (same sizes; fine-tuning, e.g. to a new --bn-gamma)")
 
@@ -350,12 +351,9 @@ def train(cfg: TrainConfig) -> Path:
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out: {out} is a file; give a directory for the checkpoint")
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: CUDA is not available on this machine (use --device cpu or auto)")
+    device = cli.device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if cfg.device == "auto" else cfg.device))
     torch.manual_seed(cfg.seed)
     tokenizer_dir = Path(cfg.tokenizer) if cfg.tokenizer else ckpt.SHIPPED / "tokenizer"
     tokenizer = Tokenizer(tokenizer_dir, max_len=cfg.max_len)
@@ -424,7 +422,7 @@ def train(cfg: TrainConfig) -> Path:
     if (out / "config.json").exists():
         from .card import write_card  # decoding is only needed once training is over
 
-        write_card(out, test_lines, iw_samples=cfg.card_iw_samples, baseline=cfg.baseline or None)
+        write_card(out, test_lines, iw_samples=cfg.card_iw_samples, baseline=cfg.baseline or None, device=device)
     return out
 
 
