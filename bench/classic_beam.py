@@ -36,7 +36,7 @@ def classic_beam(model, z: torch.Tensor, max_len: int, width: int = 4, length_pe
                     candidates.append(hyp)
                     continue
                 last = hyp.tokens[-1] if hyp.tokens else BOS
-                log_probs, state = model.step(torch.tensor([last]), code, hyp.state)
+                log_probs, state = model.step(torch.tensor([last], device=z.device), code, hyp.state)
                 top = log_probs[0].topk(width)
                 for value, token in zip(top.values.tolist(), top.indices.tolist(), strict=True):
                     candidates.append(Hypothesis(hyp.tokens + [token], hyp.score + value, state, token == EOS))

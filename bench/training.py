@@ -3,6 +3,7 @@ the same run, and (with ``--budget-minutes``) the validation loss reached from s
 
     python bench/training.py                     # throughput only (about a minute)
     python bench/training.py --budget-minutes 10 # plus the 10-minute validation loss
+    python bench/training.py --device cuda       # on a GPU
 
 The baseline is the textbook padded LSTM VAE of the same size: random batches (no length
 bucketing) and a full 10,000-way softmax on every position.
@@ -26,6 +27,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from vae_core import checkpoint as ckpt  # noqa: E402
+from vae_core import cli  # noqa: E402
 from vae_core.data import Corpus, read_lines  # noqa: E402
 from vae_core.model import ModelConfig, SentenceVAE  # noqa: E402
 from vae_core.tokenizer import Tokenizer  # noqa: E402
@@ -44,7 +46,7 @@ class PaddedVAE(SentenceVAE):
     def reconstruction(self, tokens, lengths, z):
         out, _ = self.decode(tokens[:, :-1], z)
         targets = tokens[:, 1:].masked_fill(
-            torch.arange(tokens.size(1) - 1) >= lengths.unsqueeze(1), -100)  # padding ignored
+            torch.arange(tokens.size(1) - 1, device=tokens.device) >= lengths.unsqueeze(1), -100)  # padding ignored
         nll = F.cross_entropy(self.full(out).transpose(1, 2), targets, reduction="none", ignore_index=-100)
         return nll.sum(dim=1)
 
@@ -52,7 +54,7 @@ class PaddedVAE(SentenceVAE):
 def throughputs(steps: dict, corpus: Corpus, batches: dict, turn: int = 5) -> dict:
     """Lines/s and target pieces/s of each ``steps[name](batch)`` (forward, backward, update) over its
     ``batches[name]``, taken in turns of ``turn`` batches each, so every step sees the same machine:
-    this one's speed drifts by 10% over minutes."""
+    this one's speed drifts by 10% over minutes. On a GPU each step is waited for before the clock stops."""
     for name, step in steps.items():  # the first steps warm up the allocator and kernels
         for index in batches[name][:2]:
             step(corpus.batch(index))
@@ -63,6 +65,8 @@ def throughputs(steps: dict, corpus: Corpus, batches: dict, turn: int = 5) -> di
                 batch = corpus.batch(index)
                 began = time.perf_counter()
                 step(batch)
+                if batch[0].is_cuda:
+                    torch.cuda.synchronize()
                 total = totals[name]
                 total[0] += time.perf_counter() - began
                 total[1] += len(index)
@@ -86,9 +90,9 @@ def textbook_step(model: PaddedVAE):
     return step
 
 
-def trainer_step(cfg: TrainConfig, model: SentenceVAE):
+def trainer_step(cfg: TrainConfig, model: SentenceVAE, device: torch.device):
     """The trainer's own step (``vae_core.train.train_step``) at full KL weight."""
-    run = Run(cfg, model, torch.device("cpu"))
+    run = Run(cfg, model, device)
     model.train()
     return lambda batch: train_step(run, batch, 1.0, run.optimizers)
 
@@ -100,8 +104,9 @@ def lstm_step(model: SentenceVAE):
     def step(batch):
         tokens = batch[0]
         n, t = tokens.size(0), tokens.size(1) - 1
-        encoded, _ = model.encoder(torch.randn(n, t, model.encoder.input_size, requires_grad=True))
-        decoded, _ = model.decoder(torch.randn(n, t, model.decoder.input_size, requires_grad=True))
+        like = {"device": tokens.device, "requires_grad": True}
+        encoded, _ = model.encoder(torch.randn(n, t, model.encoder.input_size, **like))
+        decoded, _ = model.decoder(torch.randn(n, t, model.decoder.input_size, **like))
         (encoded.sum() + decoded.sum()).backward()
 
     return step
@@ -115,7 +120,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget-minutes", type=float, default=0, help="also train from scratch for this long")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--device", default="cpu", choices=cli.DEVICES, help="where to train")
     args = parser.parse_args()
+    try:
+        device = cli.device(args.device)
+    except ValueError as err:
+        parser.error(str(err))
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     shipped = TrainConfig(**ckpt.read_json(ckpt.SHIPPED / "config.json")["train"])
@@ -133,20 +143,23 @@ def main() -> None:
 
     model = SentenceVAE(config)
     model.set_piece_order(corpus.piece_counts(config.vocab_size))
-    steps = {"baseline": textbook_step(PaddedVAE(config)), "trainer": trainer_step(shipped, model),
+    model.to(device)
+    steps = {"baseline": textbook_step(PaddedVAE(config).to(device)), "trainer": trainer_step(shipped, model, device),
              "ceiling": lstm_step(model)}
-    speed = throughputs(steps, corpus, {"baseline": padded, "trainer": bucketed, "ceiling": bucketed})
+    speed = throughputs(steps, corpus.to(device), {"baseline": padded, "trainer": bucketed, "ceiling": bucketed})
     (base_lines, base_pieces), (lines, pieces), (ceiling, _) = (speed[name] for name in steps)
-    report("train: padded full-softmax VAE (baseline)", base_lines, "lines/s", pieces_per_s=round(base_pieces))
-    report("train: LSTM kernels alone at the shipped size (ceiling)", ceiling, "lines/s")
+    on = {"device": device.type}
+    report("train: padded full-softmax VAE (baseline)", base_lines, "lines/s", pieces_per_s=round(base_pieces), **on)
+    report("train: LSTM kernels alone at the shipped size (ceiling)", ceiling, "lines/s", **on)
     report("train: shipped configuration", lines, "lines/s", pieces_per_s=round(pieces),
-           baseline=round(base_lines, 2), ratio=round(lines / base_lines, 2), target=500)
+           baseline=round(base_lines, 2), ratio=round(lines / base_lines, 2), target=500, **on)
     if args.budget_minutes:
         with tempfile.TemporaryDirectory() as out:
             # the shipped model's options; the trainer's defaults for the rest (no --init: from scratch)
             shape = {name: getattr(shipped, name) for name in ("model", *MODEL_FIELDS)}
             cfg = TrainConfig(**shape, out=str(Path(out) / "run"), time_budget=args.budget_minutes, epochs=1000,
-                              card_iw_samples=0, threads=args.threads, data=str(ROOT / "data" / "poetry"))
+                              card_iw_samples=0, threads=args.threads, device=args.device,
+                              data=str(ROOT / "data" / "poetry"))
             with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the JSON figures
                 train(cfg)
             epochs = ckpt.read_metrics(cfg.out)
