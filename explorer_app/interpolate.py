@@ -42,7 +42,7 @@ def render(ctx: Context) -> list[dict]:
                    "probability crosses ½.")
     else:
         c2.radio("Path", INTERPOLATIONS, key="interp.method", horizontal=True,
-                 help="linear: a straight line; slerp: along the sphereing codes as far from the origin "
+                 help="linear: a straight line; slerp: along the sphere, keeping codes as far from the origin "
                       "as real ones")
         method = st.session_state["interp.method"]
     c3.toggle("Distinct lines only", key="interp.distinct")
