@@ -65,6 +65,14 @@ def test_detokenize_capitalises_past_quotes_and_accented_letters():
     assert detokenize(["▁ß", "ee"]) == "ßee"  # upper case would be two letters ("SS"): left as it is
 
 
+def test_detokenize_capitalises_past_typographic_quotes():
+    """The corpus opens lines with curly quotes too (“the ...), and decoded lines do the same."""
+    assert detokenize(["▁“", "the", "▁old", "est"]) == "“The oldest"
+    assert detokenize(["▁stop", ".", "”", "▁‘", "then", "▁go"]) == "Stop.” ‘Then go"
+    assert detokenize(["▁«", "o", "▁night", "»"]) == "«O night»"
+    assert detokenize(["▁¡", "ay", "!"]) == "¡Ay!"
+
+
 def test_clean_removes_control_characters_and_folds_space():
     assert clean("a\x00b\tc\n\u200bd  e\x7f") == "a b c d e"
 

@@ -20,7 +20,9 @@ MODEL_NAME = f"{LANG}.wiki.bpe.vs{VOCAB_SIZE}.model"
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
 # a line's first letter, or the first after sentence punctuation, past any quotes or brackets
-_SENTENCE_START = re.compile(r"(^[\"'(\[_-]*|[.!?][\"')\]]*\s+[\"'(\[_-]*)([^\W\d_])")
+# (straight or typographic: the corpus has both)
+_OPENING, _CLOSING = "\"'`“‘„«¡¿([{_-", "\"'”’»)\\]}"
+_SENTENCE_START = re.compile(rf"(^[{_OPENING}]*|[.!?][{_CLOSING}]*\s+[{_OPENING}]*)([^\W\d_])")
 _STANDALONE_I = re.compile(r"\bi\b(?=[\s,.;:!?'\"-]|$)")
 
 
