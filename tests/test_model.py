@@ -138,3 +138,19 @@ def test_z_skip_starts_as_the_model_without_it():
         assert torch.equal(skip.reconstruction(tokens, lengths, z), plain.reconstruction(tokens, lengths, z))
         torch.nn.init.normal_(skip.z_to_out.weight)
         assert not torch.allclose(skip.reconstruction(tokens, lengths, z), plain.reconstruction(tokens, lengths, z))
+
+
+def test_bag_of_words_scores_a_line_s_pieces_in_any_order():
+    torch.manual_seed(0)
+    model = SentenceVAE(dataclasses.replace(SMALL, bow=True))
+    tokens, lengths = batch()
+    z = torch.randn(5, 4)
+    bow = model.bag_of_words(tokens, lengths, z)
+    log_probs = torch.log_softmax(model.bow(z), dim=-1)
+    for row in range(5):
+        pieces = tokens[row, 1 : lengths[row]]  # the line's pieces; the end-of-line is not scored
+        assert bow[row].item() == pytest.approx(-log_probs[row, pieces].sum().item(), rel=1e-5)
+    shuffled = tokens.clone()
+    shuffled[0, 1 : lengths[0]] = tokens[0, 1 : lengths[0]].flip(0)
+    assert model.bag_of_words(shuffled, lengths, z)[0].item() == pytest.approx(bow[0].item(), rel=1e-6)
+    assert SentenceVAE(SMALL).bow is None  # off by default: checkpoints without the head load as before

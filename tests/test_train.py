@@ -10,6 +10,7 @@ import torch
 
 from vae_core import checkpoint as ckpt
 from vae_core.data import Corpus, read_lines, split_paths
+from vae_core.sampler import load
 from vae_core.train import TrainConfig, kl_weight, main, parse_args, train
 
 from .conftest import ROOT, TINY
@@ -84,6 +85,21 @@ def test_init_starts_from_a_checkpoint_and_may_add_a_skip(tiny_checkpoint, data_
     assert f"starting from the weights of `{tiny_checkpoint}`" in (out / "README.md").read_text()
     with pytest.raises(ValueError, match="does not fit the model options"):
         train(TrainConfig(out=str(tmp_path / "bigger"), **{**base, "dec_hidden": 96}))
+    # a bag-of-words head is new too: it starts from scratch
+    out = train(TrainConfig(out=str(tmp_path / "bow"), bow_weight=0.5, **base))
+    assert "train_bow" in ckpt.read_metrics(out)[0]
+
+
+def test_bag_of_words_loss_trains_a_head_the_checkpoint_keeps(data_dir, tmp_path):
+    out = train(TrainConfig(data=str(data_dir), out=str(tmp_path / "bow"), epochs=3, bow_weight=1.0,
+                            **{**TINY, "card_iw_samples": 0}))
+    rows = ckpt.read_metrics(out)
+    assert rows[-1]["train_bow"] < rows[0]["train_bow"] - 1  # z learns which pieces a line has
+    assert rows[-1]["train_loss"] == pytest.approx(rows[-1]["train_rec"] + rows[-1]["train_kl"]
+                                                   + rows[-1]["train_bow"], rel=0.05)
+    model, config = ckpt.build_model(out)
+    assert config["model"]["bow"] and model.bow is not None
+    assert len(load(out).greedy(torch.zeros(2, TINY["nz"]))) == 2
 
 
 def test_kl_schedules():
@@ -121,7 +137,9 @@ def test_help_documents_every_option():
 
 
 @pytest.mark.parametrize("argv", [["--epochs", "0"], ["--lr", "-1"], ["--kl-schedule", "sine"],
-                                  ["--dropout", "1.5"], ["--batch-size", "x"], ["--model", "lm", "--z-skip"]])
+                                  ["--dropout", "1.5"], ["--batch-size", "x"], ["--model", "lm", "--z-skip"],
+                                  ["--model", "lm", "--bow-weight", "1"],
+                                  ["--model", "bernoulli-vae", "--bow-weight", "1"]])
 def test_bad_arguments_exit_with_a_message(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         parse_args(argv)

@@ -91,6 +91,7 @@ class ModelConfig(DictConfig):
     word_dropout: float = 0.0  # chance of replacing a decoder input piece by <unk> while training
     bn_gamma: float = 0.0  # BN-VAE: fixed scale of batch-normalised posterior means; 0 = off
     z_skip: bool = False  # the code also feeds the output layer directly (skip-VAE, Dieng et al. 2019)
+    bow: bool = False  # a bag-of-words head on z (Zhao et al. 2017): a training loss only, decoding ignores it
     cutoffs: tuple[int, ...] = (1000, 4000)  # adaptive softmax: head size, then cluster bounds
     max_len: int = 48  # pieces per line; longer input is truncated, decoding stops here
     condition: str = ""  # "" (none) or "syllables": a scalar both encoder and decoder see
@@ -135,6 +136,7 @@ class SentenceVAE(nn.Module):
         # skip-VAE: W z is added to every decoder output, so z can favour words wherever they fall
         self.z_to_out = nn.Linear(self.code_dim, c.dec_hidden) if c.z_skip and self.code_dim > 0 else None
         self.decoder = nn.LSTM(c.emb_dim + self.code_dim, c.dec_hidden, batch_first=True)
+        self.bow = nn.Linear(c.nz, c.vocab_size) if c.bow and c.nz > 0 else None
         self.out = nn.AdaptiveLogSoftmaxWithLoss(c.dec_hidden, c.vocab_size, list(c.cutoffs), div_value=4.0)
         self.register_buffer("rank_of", torch.arange(c.vocab_size))
         self.reset_parameters()
@@ -317,3 +319,12 @@ class SentenceVAE(nn.Module):
         nll = -self.out(out.flatten(0, 1), self.rank_of[targets].flatten()).output.view(targets.shape)
         padding = torch.arange(targets.size(1), device=targets.device) >= lengths.unsqueeze(1)
         return nll.masked_fill(padding, 0.0).sum(dim=1)
+
+    def bag_of_words(self, tokens: torch.Tensor, lengths: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """``-log`` of each line's pieces (end-of-line not counted) under one softmax of the ``bow`` head
+        on z, in nats per line ``[N]``: to lower it, z must say which pieces the line has, wherever they
+        fall (Zhao et al. 2017's bag-of-words loss)."""
+        pieces = tokens[:, 1:-1]
+        real = torch.arange(pieces.size(1), device=pieces.device) < (lengths - 1).unsqueeze(1)
+        log_probs = F.log_softmax(self.bow(z), dim=-1).gather(1, pieces)
+        return -(log_probs * real).sum(dim=1)

@@ -40,7 +40,7 @@ def opt(default, help: str, **extra):
 LINE_LENGTH = checked(int, lambda n: 1 <= n <= MAX_LEN, f"an integer from 1 to {MAX_LEN}")
 BATCH_SIZE = checked(int, lambda n: n >= 2, "an integer of at least 2")
 MODEL_FIELDS = {f.name for f in dataclasses.fields(ModelConfig)} - {"vocab_size", "cutoffs", "condition",
-                                                                     "cond_mean", "cond_std", "latent"}
+                                                                     "cond_mean", "cond_std", "latent", "bow"}
 
 
 @dataclass
@@ -64,6 +64,11 @@ class TrainConfig:
     dropout: float = opt(0.3, "dropout on embeddings and decoder outputs", type=rate)
     z_skip: bool = opt(False, "skip-VAE: z also feeds the output layer (Dieng et al. 2019)")
     word_dropout: float = opt(0.0, "chance of replacing a decoder input piece by <unk>", type=rate)
+    bow_weight: float = opt(
+        0.0, "weight of a bag-of-words loss on z (Zhao et al. 2017): z is also trained to predict the line's "
+        "pieces in any order, which makes reconstructions keep more of the line's words, at a cost in "
+        "likelihood (0 = off)", type=non_negative_float,
+    )
     bn_gamma: float = opt(
         0.8, "BN-VAE: fixed scale of batch-normalised posterior means (0 = off); KL >= nz*gamma^2/2; "
         "for bernoulli-vae the scale of the normalised logits",
@@ -125,9 +130,9 @@ class TrainConfig:
         if self.model == "vrnn":
             return VRNNConfig(emb_dim=self.emb_dim, hidden=self.dec_hidden, nz=self.nz, dropout=self.dropout,
                               max_len=self.max_len)
-        values = {name: getattr(self, name) for name in MODEL_FIELDS}
+        values = {name: getattr(self, name) for name in MODEL_FIELDS} | {"bow": self.bow_weight > 0}
         if self.model == "lm":
-            values.update(nz=0, bn_gamma=0.0, word_dropout=0.0, z_skip=False)
+            values.update(nz=0, bn_gamma=0.0, word_dropout=0.0, z_skip=False, bow=False)
         if self.model == "bernoulli-vae":
             values.update(latent="bernoulli")
         if self.condition:
@@ -178,6 +183,10 @@ def batch_loss(run: Run, batch, beta: float, autoencoder: bool = False):
     kl_term = kl.clamp(min=cfg.free_bits).sum() if cfg.free_bits > 0 else kl.sum()
     loss = rec if autoencoder else rec + beta * kl_term
     parts = {"rec": rec.item(), "kl": kl.sum().item()}
+    if model.bow is not None:
+        bow = model.bag_of_words(tokens, lengths, z).mean()
+        loss = loss + cfg.bow_weight * bow
+        parts["bow"] = bow.item()
     if score:
         cost = rec_lines.detach()
         advantage = cost - run.baseline.value(lengths)
@@ -380,8 +389,9 @@ def train(cfg: TrainConfig) -> Path:
             missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
         except RuntimeError as err:
             raise ValueError(f"--init: {cfg.init} does not fit the model options: {err}") from err
-        # a new z skip may start from zero (the source model's function); nothing else may be missing
-        if unexpected or any(not key.startswith("z_to_out.") for key in missing):
+        # a new z skip may start from zero (the source model's function), a new bag-of-words head from
+        # scratch (decoding never reads it); nothing else may be missing
+        if unexpected or any(not key.startswith(("z_to_out.", "bow.")) for key in missing):
             raise ValueError(f"--init: {cfg.init} does not fit the model options: "
                              f"missing {missing}, unexpected {unexpected}")
     ckpt.copy_tokenizer(tokenizer_dir, out)
@@ -448,6 +458,8 @@ def parse_args(argv=None) -> TrainConfig:
             ("pretrain_epochs", not (cfg.model == "vrnn" and cfg.pretrain_epochs), "0 for --model vrnn"),
             ("free_bits", not (cfg.model == "vrnn" and cfg.free_bits), "0 for --model vrnn"),
             ("z_skip", not (cfg.model in ("vrnn", "lm") and cfg.z_skip), "off for --model vrnn and lm (no z)"),
+            ("bow_weight", cfg.model in ("vae", "syllable-vae") or not cfg.bow_weight,
+             "0 except for --model vae and syllable-vae (a Gaussian code the loss can train)"),
         ]
         if not ok
     ]
