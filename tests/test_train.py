@@ -10,6 +10,7 @@ import torch
 
 from vae_core import checkpoint as ckpt
 from vae_core.data import Corpus, read_lines, split_paths
+from vae_core.evaluate import elbo_terms
 from vae_core.sampler import load
 from vae_core.train import TrainConfig, kl_weight, main, parse_args, train
 
@@ -184,3 +185,21 @@ def test_missing_data_is_a_clear_error(tmp_path):
                              "--out", str(tmp_path / "o")], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 2
     assert "not found" in result.stderr or "no train.txt" in result.stderr
+
+
+@pytest.mark.parametrize("keep, epoch", [("best", 1), ("last", 2)])
+def test_keep_chooses_the_best_or_the_last_epoch(keep, epoch, data_dir, tmp_path, monkeypatch):
+    """With a validation loss that rises every epoch, "best" keeps the first epoch and "last" the last."""
+    import vae_core.train as trainer
+
+    calls = []
+
+    def rising(model, corpus, **kwargs):
+        calls.append(1)
+        terms = elbo_terms(model, corpus, **kwargs)
+        return terms | {"elbo": terms["elbo"] + 100 * len(calls)}
+
+    monkeypatch.setattr(trainer, "elbo_terms", rising)
+    out = train(TrainConfig(data=str(data_dir), out=str(tmp_path / keep), epochs=2, keep=keep,
+                            **{**TINY, "card_iw_samples": 0}))
+    assert ckpt.read_json(out / "config.json")["epoch"] == epoch

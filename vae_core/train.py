@@ -90,6 +90,9 @@ class TrainConfig:
     lr: float = opt(1e-3, "Adam learning rate", type=positive_float)
     lr_decay: float = opt(0.5, "multiply the learning rate by this when validation loss does not improve",
                           type=positive_float)
+    keep: str = opt("best", "which epoch's weights the checkpoint keeps: best (lowest validation -ELBO) or last "
+                    "(say, when an extra loss such as --bow-weight trades ELBO for something else)",
+                    choices=["best", "last"])
     clip: float = opt(5.0, "gradient norm clipping (the largest gradient norm a step may take)", type=positive_float)
     # keeping the latent in use
     kl_schedule: str = opt("linear", "KL weight schedule", choices=["constant", "linear", "cyclical"])
@@ -418,10 +421,12 @@ def train(cfg: TrainConfig) -> Path:
         ckpt.append_metrics(out, row)
         print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
         if run.epoch > cfg.pretrain_epochs:
-            if valid["elbo"] < run.best:
-                run.best = valid["elbo"]
+            improved = valid["elbo"] < run.best
+            if improved or cfg.keep == "last":
                 ckpt.save_model(out, model, {"kind": cfg.model, "epoch": run.epoch, "train": asdict(cfg),
                                              "valid": valid})
+            if improved:
+                run.best = valid["elbo"]
             else:
                 run.set_lr(run.lr * cfg.lr_decay)
             if run.aggressive:
