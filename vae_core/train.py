@@ -4,8 +4,9 @@
     python -m vae_core.train --data data/poetry --out checkpoints/my-model --resume
 
 Each epoch appends validation metrics to ``metrics.jsonl``, keeps the best weights (by validation
-loss; ``--keep last``: the last) in the checkpoint and the last epoch's full state in ``resume/``; at the end the model card
-(``README.md``) is written with test metrics and samples when the data has a test split.
+loss; ``--keep last``: the last) in the checkpoint and the last epoch's full state in ``resume/``;
+at the end the model card (``README.md``) is written with test metrics and samples when the data
+has a test split.
 """
 
 from __future__ import annotations
