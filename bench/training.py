@@ -1,7 +1,7 @@
 """Training throughput at the shipped model's size, against a straightforward baseline measured in
 the same run, and (with ``--budget-minutes``) the validation loss reached from scratch in that time.
 
-    python bench/training.py                     # throughput only (about a minute)
+    python bench/training.py                     # throughput only (about three minutes)
     python bench/training.py --budget-minutes 10 # plus the 10-minute validation loss
     python bench/training.py --device cuda       # on a GPU
 
@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
+import math
 import sys
 import tempfile
 import time
@@ -31,9 +33,9 @@ from vae_core import cli  # noqa: E402
 from vae_core.data import Corpus, read_lines  # noqa: E402
 from vae_core.model import ModelConfig, SentenceVAE  # noqa: E402
 from vae_core.tokenizer import Tokenizer  # noqa: E402
-from vae_core.train import MODEL_FIELDS, Run, TrainConfig, train, train_step  # noqa: E402
+from vae_core.train import MODEL_FIELDS, Run, TrainConfig, train, train_parallel, train_share  # noqa: E402
 
-BATCHES, BATCH_SIZE = 62, 64
+BATCHES, BATCH_SIZE, TURN = 122, 64, 60
 
 
 class PaddedVAE(SentenceVAE):
@@ -51,27 +53,36 @@ class PaddedVAE(SentenceVAE):
         return nll.sum(dim=1)
 
 
-def throughputs(steps: dict, corpus: Corpus, batches: dict, turn: int = 5) -> dict:
-    """Lines/s and target pieces/s of each ``steps[name](batch)`` (forward, backward, update) over its
-    ``batches[name]``, taken in turns of ``turn`` batches each, so every step sees the same machine:
-    this one's speed drifts by 10% over minutes. On a GPU each step is waited for before the clock stops."""
-    for name, step in steps.items():  # the first steps warm up the allocator and kernels
-        for index in batches[name][:2]:
-            step(corpus.batch(index))
+def throughputs(steps: dict, corpus: Corpus, batches: dict, turn: int = TURN) -> dict:
+    """Lines/s and target pieces/s of each ``steps[name](corpus, indices)`` (forward, backward, update on
+    each batch of ``indices``) over its ``batches[name]``, taken in turns of ``turn`` batches each, so
+    every step sees the same machine: this one's speed drifts by 10% over minutes. On a GPU each turn
+    is waited for before the clock stops."""
+    for name, step in steps.items():  # the first batches warm up the allocator and kernels
+        step(corpus, batches[name][:2])
     totals = {name: [0.0, 0, 0] for name in steps}  # seconds, lines, pieces
     for start in range(2, min(map(len, batches.values())), turn):
         for name, step in steps.items():
-            for index in batches[name][start : start + turn]:
-                batch = corpus.batch(index)
-                began = time.perf_counter()
-                step(batch)
-                if batch[0].is_cuda:
-                    torch.cuda.synchronize()
-                total = totals[name]
-                total[0] += time.perf_counter() - began
-                total[1] += len(index)
-                total[2] += int(batch[1].sum())
+            chunk = batches[name][start : start + turn]
+            began = time.perf_counter()
+            step(corpus, chunk)
+            if corpus.tokens.is_cuda:
+                torch.cuda.synchronize()
+            total = totals[name]
+            total[0] += time.perf_counter() - began
+            total[1] += sum(len(index) for index in chunk)
+            total[2] += sum(int(corpus.lengths[index].sum()) for index in chunk)
     return {name: (lines / seconds, pieces / seconds) for name, (seconds, lines, pieces) in totals.items()}
+
+
+def each_batch(step):
+    """A step on one batch as a step on a turn of batches."""
+
+    def turn(corpus: Corpus, chunk: list):
+        for index in chunk:
+            step(corpus.batch(index))
+
+    return turn
 
 
 def textbook_step(model: PaddedVAE):
@@ -87,14 +98,18 @@ def textbook_step(model: PaddedVAE):
         loss.backward()
         opt.step()
 
-    return step
+    return each_batch(step)
 
 
 def trainer_step(cfg: TrainConfig, model: SentenceVAE, device: torch.device):
-    """The trainer's own step (``vae_core.train.train_step``) at full KL weight."""
+    """The trainer's own steps (``vae_core.train.train_share``, or with ``cfg.workers`` above 1 its forked
+    workers, ``train_parallel``) at full KL weight."""
+    cfg = dataclasses.replace(cfg, kl_schedule="constant")
     run = Run(cfg, model, device)
     model.train()
-    return lambda batch: train_step(run, batch, 1.0, run.optimizers)
+    if cfg.workers > 1:
+        return lambda corpus, chunk: train_parallel(run, corpus, chunk, math.inf, autoencoder=False)
+    return lambda corpus, chunk: train_share(run, corpus, chunk, math.inf, None, autoencoder=False)
 
 
 def lstm_step(model: SentenceVAE):
@@ -109,7 +124,7 @@ def lstm_step(model: SentenceVAE):
         decoded, _ = model.decoder(torch.randn(n, t, model.decoder.input_size, **like))
         (encoded.sum() + decoded.sum()).backward()
 
-    return step
+    return each_batch(step)
 
 
 def report(name, value, unit, **extra):
@@ -121,14 +136,19 @@ def main() -> None:
     parser.add_argument("--budget-minutes", type=float, default=0, help="also train from scratch for this long")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--device", default="cpu", choices=cli.DEVICES, help="where to train")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="the trainer's --workers (default: 2 on the CPU, 1 on a GPU)")
     args = parser.parse_args()
     try:
         device = cli.device(args.device)
     except ValueError as err:
         parser.error(str(err))
+    workers = args.workers or (2 if device.type == "cpu" else 1)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    shipped = TrainConfig(**ckpt.read_json(ckpt.SHIPPED / "config.json")["train"])
+    # the shipped model's sizes and recipe; how it trains on this machine (threads, workers) is the bench's
+    shipped = dataclasses.replace(TrainConfig(**ckpt.read_json(ckpt.SHIPPED / "config.json")["train"]),
+                                  threads=args.threads, workers=workers, device=args.device)
     config = shipped.model_config()
     tokenizer = Tokenizer(ckpt.SHIPPED / "tokenizer", max_len=config.max_len)
     corpus = Corpus.from_lines(read_lines(ROOT / "data" / "poetry" / "train.txt")[:20000], tokenizer)
@@ -141,24 +161,35 @@ def main() -> None:
     bucketed = [by_length[(2 * i + 1) * len(by_length) // (2 * BATCHES)] for i in picks]
     padded = list(torch.randperm(len(corpus), generator=g).split(BATCH_SIZE))[:BATCHES]
 
-    model = SentenceVAE(config)
-    model.set_piece_order(corpus.piece_counts(config.vocab_size))
-    model.to(device)
+    def shipped_model() -> SentenceVAE:
+        model = SentenceVAE(config)
+        model.set_piece_order(corpus.piece_counts(config.vocab_size))
+        return model.to(device)
+
+    model = shipped_model()
     steps = {"baseline": textbook_step(PaddedVAE(config).to(device)), "trainer": trainer_step(shipped, model, device),
              "ceiling": lstm_step(model)}
-    speed = throughputs(steps, corpus.to(device), {"baseline": padded, "trainer": bucketed, "ceiling": bucketed})
-    (base_lines, base_pieces), (lines, pieces), (ceiling, _) = (speed[name] for name in steps)
-    on = {"device": device.type}
+    if workers > 1:
+        one = dataclasses.replace(shipped, workers=1)
+        steps["one process"] = trainer_step(one, shipped_model(), device)
+    order = {name: padded if name == "baseline" else bucketed for name in steps}
+    speed = throughputs(steps, corpus.to(device), order)
+    (base_lines, base_pieces), (lines, pieces), (ceiling, _) = (speed[name] for name in list(steps)[:3])
+    on = {"device": device.type, "threads": args.threads}
     report("train: padded full-softmax VAE (baseline)", base_lines, "lines/s", pieces_per_s=round(base_pieces), **on)
     report("train: LSTM kernels alone at the shipped size (ceiling)", ceiling, "lines/s", **on)
+    if workers > 1:
+        single, _ = speed["one process"]
+        report("train: shipped configuration, one process", single, "lines/s", baseline=round(base_lines, 2),
+               ratio=round(single / base_lines, 2), **on)
     report("train: shipped configuration", lines, "lines/s", pieces_per_s=round(pieces),
-           baseline=round(base_lines, 2), ratio=round(lines / base_lines, 2), target=500, **on)
+           baseline=round(base_lines, 2), ratio=round(lines / base_lines, 2), target=500, workers=workers, **on)
     if args.budget_minutes:
         with tempfile.TemporaryDirectory() as out:
             # the shipped model's options; the trainer's defaults for the rest (no --init: from scratch)
             shape = {name: getattr(shipped, name) for name in ("model", *MODEL_FIELDS)}
             cfg = TrainConfig(**shape, out=str(Path(out) / "run"), time_budget=args.budget_minutes, epochs=1000,
-                              card_iw_samples=0, threads=args.threads, device=args.device,
+                              card_iw_samples=0, threads=args.threads, workers=workers, device=args.device,
                               data=str(ROOT / "data" / "poetry"))
             with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the JSON figures
                 train(cfg)

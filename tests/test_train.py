@@ -79,6 +79,27 @@ def test_recipes_run(data_dir, tmp_path):
         assert ckpt.read_metrics(out)[-1]["epoch"] == extra["epochs"]
 
 
+def test_workers_train_one_shared_model(data_dir, tmp_path):
+    """Two Hogwild! workers: each batch is trained once, both workers' steps land in the one model and Adam
+    state the parent saves, the loss falls, and the run resumes."""
+    out = tmp_path / "hogwild"
+    base = dict(data=str(data_dir), out=str(out), workers=2, **{**TINY, "card_iw_samples": 0})
+    train(TrainConfig(epochs=3, **base))
+    train(TrainConfig(epochs=4, resume=True, **base))
+    rows = ckpt.read_metrics(out)
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
+    assert {r["batches"] for r in rows} == {13}  # 400 lines in batches of at most 32, every one trained
+    assert rows[-1]["train_rec"] < rows[0]["train_rec"] - 5
+    state = ckpt.read_tensors(out / "resume" / "state.safetensors")
+    # counters both workers raise in shared memory: the batch norm's batches and Adam's steps (a lock-free
+    # increment may rarely lose one to a simultaneous one)
+    steps = [int(state["model.mu_norm.num_batches_tracked"])] + \
+        [int(v) for k, v in state.items() if k.startswith(("enc.", "dec.")) and k.endswith(".step")]
+    stepped = [n for n in steps if n]  # parameters the loss does not reach never step
+    assert len(stepped) > 2 and all(50 <= n <= 52 for n in stepped), steps
+    assert ckpt.read_json(out / "resume" / "state.json")["counters"]["step"] == 52
+
+
 def test_init_starts_from_a_checkpoint_and_may_add_a_skip(tiny_checkpoint, data_dir, tmp_path):
     base = dict(data=str(data_dir), epochs=1, init=str(tiny_checkpoint), **{**TINY, "card_iw_samples": 0})
     out = train(TrainConfig(out=str(tmp_path / "skip"), z_skip=True, **base))
@@ -140,7 +161,8 @@ def test_help_documents_every_option():
 @pytest.mark.parametrize("argv", [["--epochs", "0"], ["--lr", "-1"], ["--kl-schedule", "sine"],
                                   ["--dropout", "1.5"], ["--batch-size", "x"], ["--model", "lm", "--z-skip"],
                                   ["--model", "lm", "--bow-weight", "1"],
-                                  ["--model", "bernoulli-vae", "--bow-weight", "1"]])
+                                  ["--model", "bernoulli-vae", "--bow-weight", "1"],
+                                  ["--workers", "0"], ["--workers", "2", "--aggressive"]])
 def test_bad_arguments_exit_with_a_message(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         parse_args(argv)

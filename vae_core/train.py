@@ -2,6 +2,7 @@
 
     python -m vae_core.train --data data/poetry --out checkpoints/my-model
     python -m vae_core.train --data data/poetry --out checkpoints/my-model --resume
+    python -m vae_core.train --data data/poetry --out checkpoints/my-model --workers 2  # on two CPU cores
 
 Each epoch appends validation metrics to ``metrics.jsonl``, keeps the best weights (by validation
 loss; ``--keep last``: the last) in the checkpoint and the last epoch's full state in ``resume/``;
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import multiprocessing
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -121,6 +123,11 @@ class TrainConfig:
     tokenizer: str = opt("", "folder with en/en.wiki.bpe.vs10000.model (default: the shipped checkpoint's)")
     seed: int = opt(0, "random seed")
     threads: int = opt(0, "CPU threads for torch (0 = torch's default)", type=non_negative_int)
+    workers: int = opt(
+        1, "training processes (CPU only): each takes every N-th batch and --threads/N threads, and all update "
+        "one model in shared memory without locks (Hogwild!); 2 on two cores trains faster than 1",
+        type=positive_int,
+    )
     device: str = opt("auto", "auto (CUDA when present), cpu or cuda", choices=cli.DEVICES)
     resume: bool = opt(False, "continue the run in --out from its last finished epoch")
     init: str = opt("", "start from the weights of this checkpoint (same sizes; fine-tuning, e.g. to a new --bn-gamma)")
@@ -321,19 +328,35 @@ def train_epoch(run: Run, corpus: Corpus, deadline: float, generator: torch.Gene
     model.train()
     batches = corpus.batches(cfg.batch_size, shuffle=True, generator=generator)
     autoencoder = run.epoch < cfg.pretrain_epochs and not model.is_lm
+    if cfg.workers == 1:
+        shares = [train_share(run, corpus, batches, deadline, generator, autoencoder)]
+    else:
+        shares = train_parallel(run, corpus, batches, deadline, autoencoder)
+        run.baseline.per_piece = shares[0]["baseline"]
+    done = sum(share["batches"] for share in shares)
+    if not autoencoder:
+        run.step += done
+    sums = {key: sum(share["sums"][key] for share in shares) for key in shares[0]["sums"]}
+    return {f"train_{k}": v / max(done, 1) for k, v in sums.items()} | {"beta": shares[-1]["beta"], "batches": done}
+
+
+def train_share(run: Run, corpus: Corpus, batches: list, deadline: float, generator: torch.Generator | None,
+                autoencoder: bool, rank: int = 0) -> dict:
+    """Train on every ``cfg.workers``-th of the epoch's ``batches``, from the ``rank``-th; returns the sums of
+    the loss parts, the batches done, the last KL weight and the score estimator's baseline. ``generator``
+    draws the aggressive mode's encoder batches (one worker only)."""
+    cfg = run.cfg
     steps_per_epoch = len(batches)
     total_steps = steps_per_epoch * (cfg.epochs - cfg.pretrain_epochs)
-    sums = {}
-    done = 0
-    bar = tqdm(batches, desc=f"epoch {run.epoch + 1}", disable=None, leave=False)
-    for index in bar:
-        beta = 0.0 if autoencoder else kl_weight(cfg, run.step, steps_per_epoch, total_steps)
+    sums, done, beta = {}, 0, 0.0
+    mine = range(rank, len(batches), cfg.workers)
+    bar = tqdm(mine, desc=f"epoch {run.epoch + 1}", disable=None if rank == 0 else True, leave=False)
+    for position in bar:
+        beta = 0.0 if autoencoder else kl_weight(cfg, run.step + position, steps_per_epoch, total_steps)
         if run.aggressive:
             encoder_burst(run, corpus, beta, generator)
-        loss, parts = train_step(run, corpus.batch(index), beta, [run.dec_opt] if run.aggressive else run.optimizers,
-                                 autoencoder)
-        if not autoencoder:
-            run.step += 1
+        loss, parts = train_step(run, corpus.batch(batches[position]), beta,
+                                 [run.dec_opt] if run.aggressive else run.optimizers, autoencoder)
         parts["loss"] = loss.item()
         for key, value in parts.items():
             sums[key] = sums.get(key, 0.0) + value
@@ -341,7 +364,64 @@ def train_epoch(run: Run, corpus: Corpus, deadline: float, generator: torch.Gene
         bar.set_postfix(loss=f"{parts['loss']:.2f}", kl=f"{parts['kl']:.2f}", beta=f"{beta:.2f}")
         if time.monotonic() > deadline:
             break
-    return {f"train_{k}": v / max(done, 1) for k, v in sums.items()} | {"beta": beta, "batches": done}
+    return {"sums": sums, "batches": done, "beta": beta, "baseline": run.baseline.per_piece}
+
+
+def train_parallel(run: Run, corpus: Corpus, batches: list, deadline: float, autoencoder: bool) -> list[dict]:
+    """Hogwild! (Recht et al. 2011): ``cfg.workers`` forked processes each train on their share of the
+    batches with a share of the threads, updating the model and Adam's moments in shared memory without
+    locks. On two CPU cores two one-thread workers keep both cores busier than one two-thread process,
+    whose LSTM kernels split each 64-line product between the cores. Returns each worker's
+    ``train_share``."""
+    share_memory(run)
+    threads = max(1, torch.get_num_threads() // run.cfg.workers)
+    context = multiprocessing.get_context("fork")  # the children inherit the shared tensors and the data
+    jobs = []
+    for rank in range(run.cfg.workers):
+        receive, send = context.Pipe(duplex=False)
+        args = (run, corpus, batches, deadline, autoencoder, rank, threads, send)
+        process = context.Process(target=_worker, args=args, daemon=True)
+        process.start()
+        send.close()
+        jobs.append((process, receive))
+    shares = []
+    for rank, (process, receive) in enumerate(jobs):
+        try:
+            outcome, value = receive.recv()
+        except EOFError:
+            outcome, value = "error", "it died without a word"
+        process.join()
+        if outcome == "error":
+            raise RuntimeError(f"training worker {rank} failed (exit code {process.exitcode}): {value}")
+        shares.append(value)
+    return shares
+
+
+def _worker(run: Run, corpus: Corpus, batches: list, deadline: float, autoencoder: bool, rank: int,
+            threads: int, send) -> None:
+    """A forked worker: its own threads and random stream, its share of the epoch, its sums sent back."""
+    try:
+        torch.set_num_threads(threads)
+        torch.manual_seed(1_000_003 * run.cfg.seed + 1_009 * run.epoch + rank + 1)
+        send.send(("ok", train_share(run, corpus, batches, deadline, None, autoencoder, rank)))
+    except BaseException as err:  # the parent re-raises it
+        send.send(("error", f"{type(err).__name__}: {err}"))
+        raise
+
+
+def share_memory(run: Run) -> None:
+    """Move the model and Adam's state (created now if absent) to shared memory, where forked workers'
+    updates land."""
+    run.model.share_memory()
+    for opt in run.optimizers:
+        for group in opt.param_groups:
+            for p in group["params"]:
+                state = opt.state[p]
+                if not state:  # what Adam creates at its first step (a float32 step count when fused)
+                    state.update(step=torch.zeros((), dtype=torch.float32), exp_avg=torch.zeros_like(p),
+                                 exp_avg_sq=torch.zeros_like(p))
+                for value in state.values():
+                    value.share_memory_()
 
 
 def encoder_burst(run: Run, corpus: Corpus, beta: float, generator: torch.Generator) -> None:
@@ -365,6 +445,9 @@ def train(cfg: TrainConfig) -> Path:
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out: {out} is a file; give a directory for the checkpoint")
     device = cli.device(cfg.device)
+    if cfg.workers > 1 and (device.type != "cpu" or "fork" not in multiprocessing.get_all_start_methods()):
+        raise ValueError("--workers above 1 trains on the CPU of a system with fork() (Linux, macOS): "
+                         "pass --device cpu, or --workers 1")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -461,6 +544,7 @@ def parse_args(argv=None) -> TrainConfig:
         for name, ok, rule in [
             ("pretrain_epochs", cfg.pretrain_epochs < cfg.epochs, "below --epochs"),
             ("aggressive", not (cfg.model == "vrnn" and cfg.aggressive), "off for --model vrnn"),
+            ("aggressive", not (cfg.workers > 1 and cfg.aggressive), "off with --workers above 1"),
             ("pretrain_epochs", not (cfg.model == "vrnn" and cfg.pretrain_epochs), "0 for --model vrnn"),
             ("free_bits", not (cfg.model == "vrnn" and cfg.free_bits), "0 for --model vrnn"),
             ("z_skip", not (cfg.model in ("vrnn", "lm") and cfg.z_skip), "off for --model vrnn and lm (no z)"),
