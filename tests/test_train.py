@@ -100,6 +100,18 @@ def test_workers_train_one_shared_model(data_dir, tmp_path):
     assert ckpt.read_json(out / "resume" / "state.json")["counters"]["step"] == 52
 
 
+def test_a_failing_worker_stops_the_run_with_its_error(data_dir, tmp_path, monkeypatch):
+    import vae_core.train as trainer
+
+    def broken(*args, **kwargs):
+        raise FloatingPointError("the loss is not finite")
+
+    monkeypatch.setattr(trainer, "train_step", broken)  # the forked workers inherit it
+    with pytest.raises(RuntimeError, match="worker 0 failed .*FloatingPointError: the loss is not finite"):
+        train(TrainConfig(data=str(data_dir), out=str(tmp_path / "w"), epochs=1, workers=2,
+                          **{**TINY, "card_iw_samples": 0}))
+
+
 def test_init_starts_from_a_checkpoint_and_may_add_a_skip(tiny_checkpoint, data_dir, tmp_path):
     base = dict(data=str(data_dir), epochs=1, init=str(tiny_checkpoint), **{**TINY, "card_iw_samples": 0})
     out = train(TrainConfig(out=str(tmp_path / "skip"), z_skip=True, **base))

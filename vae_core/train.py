@@ -385,15 +385,20 @@ def train_parallel(run: Run, corpus: Corpus, batches: list, deadline: float, aut
         send.close()
         jobs.append((process, receive))
     shares = []
-    for rank, (process, receive) in enumerate(jobs):
-        try:
-            outcome, value = receive.recv()
-        except EOFError:
-            outcome, value = "error", "it died without a word"
-        process.join()
-        if outcome == "error":
-            raise RuntimeError(f"training worker {rank} failed (exit code {process.exitcode}): {value}")
-        shares.append(value)
+    try:
+        for rank, (process, receive) in enumerate(jobs):
+            try:
+                outcome, value = receive.recv()
+            except EOFError:
+                outcome, value = "error", "it died without a word"
+            process.join()
+            if outcome == "error":
+                raise RuntimeError(f"training worker {rank} failed (exit code {process.exitcode}): {value}")
+            shares.append(value)
+    finally:  # after a failure or an interrupt, no worker goes on writing to the model
+        for process, _ in jobs:
+            process.terminate()
+            process.join()
     return shares
 
 
