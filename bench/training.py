@@ -104,12 +104,11 @@ def textbook_step(model: PaddedVAE):
 def trainer_step(cfg: TrainConfig, model: SentenceVAE, device: torch.device):
     """The trainer's own steps (``vae_core.train.train_share``, or with ``cfg.workers`` above 1 its forked
     workers, ``train_parallel``) at full KL weight."""
-    cfg = dataclasses.replace(cfg, kl_schedule="constant")
     run = Run(cfg, model, device)
     model.train()
     if cfg.workers > 1:
-        return lambda corpus, chunk: train_parallel(run, corpus, chunk, math.inf, autoencoder=False)
-    return lambda corpus, chunk: train_share(run, corpus, chunk, math.inf, None, autoencoder=False)
+        return lambda corpus, chunk: train_parallel(run, corpus, chunk, math.inf, lambda step: 1.0, False)
+    return lambda corpus, chunk: train_share(run, corpus, chunk, math.inf, None, lambda step: 1.0, False)
 
 
 def lstm_step(model: SentenceVAE):

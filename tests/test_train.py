@@ -100,6 +100,14 @@ def test_workers_train_one_shared_model(data_dir, tmp_path):
     assert ckpt.read_json(out / "resume" / "state.json")["counters"]["step"] == 52
 
 
+def test_more_workers_than_batches(data_dir, tmp_path):
+    """A worker with no batch of its own adds nothing and breaks nothing."""
+    out = train(TrainConfig(data=str(data_dir), out=str(tmp_path / "few"), epochs=1, workers=3, max_lines=40,
+                            **{**TINY, "card_iw_samples": 0}))
+    row = ckpt.read_metrics(out)[-1]
+    assert row["batches"] == 2 and row["train_rec"] > 0 and row["beta"] == pytest.approx(0.5)
+
+
 def test_a_failing_worker_stops_the_run_with_its_error(data_dir, tmp_path, monkeypatch):
     import vae_core.train as trainer
 

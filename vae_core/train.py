@@ -328,31 +328,36 @@ def train_epoch(run: Run, corpus: Corpus, deadline: float, generator: torch.Gene
     model.train()
     batches = corpus.batches(cfg.batch_size, shuffle=True, generator=generator)
     autoencoder = run.epoch < cfg.pretrain_epochs and not model.is_lm
+    total_steps = len(batches) * (cfg.epochs - cfg.pretrain_epochs)
+
+    def beta_at(step: int) -> float:
+        return 0.0 if autoencoder else kl_weight(cfg, step, len(batches), total_steps)
+
     if cfg.workers == 1:
-        shares = [train_share(run, corpus, batches, deadline, generator, autoencoder)]
+        shares = [train_share(run, corpus, batches, deadline, generator, beta_at, autoencoder)]
     else:
-        shares = train_parallel(run, corpus, batches, deadline, autoencoder)
+        shares = train_parallel(run, corpus, batches, deadline, beta_at, autoencoder)
         run.baseline.per_piece = shares[0]["baseline"]
     done = sum(share["batches"] for share in shares)
+    beta = beta_at(run.step + max(done - 1, 0))  # the weight of the epoch's last step
     if not autoencoder:
         run.step += done
-    sums = {key: sum(share["sums"][key] for share in shares) for key in shares[0]["sums"]}
-    return {f"train_{k}": v / max(done, 1) for k, v in sums.items()} | {"beta": shares[-1]["beta"], "batches": done}
+    keys = dict.fromkeys(key for share in shares for key in share["sums"])  # a worker may have had no batch
+    sums = {key: sum(share["sums"].get(key, 0.0) for share in shares) for key in keys}
+    return {f"train_{k}": v / max(done, 1) for k, v in sums.items()} | {"beta": beta, "batches": done}
 
 
 def train_share(run: Run, corpus: Corpus, batches: list, deadline: float, generator: torch.Generator | None,
-                autoencoder: bool, rank: int = 0) -> dict:
-    """Train on every ``cfg.workers``-th of the epoch's ``batches``, from the ``rank``-th; returns the sums of
-    the loss parts, the batches done, the last KL weight and the score estimator's baseline. ``generator``
-    draws the aggressive mode's encoder batches (one worker only)."""
+                beta_at, autoencoder: bool, rank: int = 0) -> dict:
+    """Train on every ``cfg.workers``-th of the epoch's ``batches``, from the ``rank``-th, the KL weighted by
+    ``beta_at(step)``; returns the sums of the loss parts, the batches done and the score estimator's
+    baseline. ``generator`` draws the aggressive mode's encoder batches (one worker only)."""
     cfg = run.cfg
-    steps_per_epoch = len(batches)
-    total_steps = steps_per_epoch * (cfg.epochs - cfg.pretrain_epochs)
-    sums, done, beta = {}, 0, 0.0
+    sums, done = {}, 0
     mine = range(rank, len(batches), cfg.workers)
     bar = tqdm(mine, desc=f"epoch {run.epoch + 1}", disable=None if rank == 0 else True, leave=False)
     for position in bar:
-        beta = 0.0 if autoencoder else kl_weight(cfg, run.step + position, steps_per_epoch, total_steps)
+        beta = beta_at(run.step + position)
         if run.aggressive:
             encoder_burst(run, corpus, beta, generator)
         loss, parts = train_step(run, corpus.batch(batches[position]), beta,
@@ -364,10 +369,10 @@ def train_share(run: Run, corpus: Corpus, batches: list, deadline: float, genera
         bar.set_postfix(loss=f"{parts['loss']:.2f}", kl=f"{parts['kl']:.2f}", beta=f"{beta:.2f}")
         if time.monotonic() > deadline:
             break
-    return {"sums": sums, "batches": done, "beta": beta, "baseline": run.baseline.per_piece}
+    return {"sums": sums, "batches": done, "baseline": run.baseline.per_piece}
 
 
-def train_parallel(run: Run, corpus: Corpus, batches: list, deadline: float, autoencoder: bool) -> list[dict]:
+def train_parallel(run: Run, corpus: Corpus, batches: list, deadline: float, beta_at, autoencoder: bool) -> list[dict]:
     """Hogwild! (Recht et al. 2011): ``cfg.workers`` forked processes each train on their share of the
     batches with a share of the threads, updating the model and Adam's moments in shared memory without
     locks. On two CPU cores two one-thread workers keep both cores busier than one two-thread process,
@@ -379,7 +384,7 @@ def train_parallel(run: Run, corpus: Corpus, batches: list, deadline: float, aut
     jobs = []
     for rank in range(run.cfg.workers):
         receive, send = context.Pipe(duplex=False)
-        args = (run, corpus, batches, deadline, autoencoder, rank, threads, send)
+        args = (run, corpus, batches, deadline, beta_at, autoencoder, rank, threads, send)
         process = context.Process(target=_worker, args=args, daemon=True)
         process.start()
         send.close()
@@ -402,13 +407,13 @@ def train_parallel(run: Run, corpus: Corpus, batches: list, deadline: float, aut
     return shares
 
 
-def _worker(run: Run, corpus: Corpus, batches: list, deadline: float, autoencoder: bool, rank: int,
+def _worker(run: Run, corpus: Corpus, batches: list, deadline: float, beta_at, autoencoder: bool, rank: int,
             threads: int, send) -> None:
     """A forked worker: its own threads and random stream, its share of the epoch, its sums sent back."""
     try:
         torch.set_num_threads(threads)
         torch.manual_seed(1_000_003 * run.cfg.seed + 1_009 * run.epoch + rank + 1)
-        send.send(("ok", train_share(run, corpus, batches, deadline, None, autoencoder, rank)))
+        send.send(("ok", train_share(run, corpus, batches, deadline, None, beta_at, autoencoder, rank)))
     except BaseException as err:  # the parent re-raises it
         send.send(("error", f"{type(err).__name__}: {err}"))
         raise
