@@ -78,13 +78,15 @@ def test_neighbours_stay_near_at_small_noise(shipped):
 
 
 def test_recorded_test_metrics():
-    """The card's figures on the whole test split: no posterior collapse, likelihood on a par with the LM.
-    (recon_f1 is 0.26, short of the 0.35 the issue asks for: see the model card.)"""
+    """The card's figures on the whole test split: no posterior collapse, likelihood on a par with the LM,
+    reconstructions that keep about a third of a line's words (short of the 0.35 the issue asks for: see the
+    README's "What keeps the latent in use")."""
     evaluation = json.loads((ckpt.SHIPPED / "evaluation.json").read_text())
     test, baseline = evaluation["test"], evaluation["baseline"]
     assert test["n_lines"] == 5000 and test["iw_samples"] == 100
     assert test["kl"] >= 8 and test["active_units"] >= 16
     assert test["iw_nll"] <= 1.03 * baseline["nll"]
+    assert test["recon_f1"] >= 0.3
 
 
 def test_demo_runs_on_the_shipped_model():

@@ -39,13 +39,14 @@ def test_model_card_and_evaluation_are_written(tiny_checkpoint):
 
 def test_resume_continues_from_the_last_epoch(data_dir, tmp_path):
     out = tmp_path / "run"
-    base = dict(data=str(data_dir), out=str(out), **{**TINY, "card_iw_samples": 0})
+    base = dict(data=str(data_dir), out=str(out), cutoffs=(500, 2000), **{**TINY, "card_iw_samples": 0})
     train(TrainConfig(epochs=2, **base))
     first = ckpt.read_metrics(out)
     train(TrainConfig(epochs=3, resume=True, **base))
     rows = ckpt.read_metrics(out)
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     assert rows[:2] == first
+    assert load(out).model.out.cutoffs == [500, 2000, 10000]
     with pytest.raises(ValueError, match="model options differ"):
         train(TrainConfig(epochs=4, resume=True, **{**base, "dec_hidden": 32}))
     # the resumed run matches one that never stopped
@@ -201,6 +202,9 @@ def test_bad_arguments_exit_with_a_message(argv, capsys):
     (["--card-iw-samples", "-1"], "argument --card-iw-samples: must be a non-negative integer"),
     (["--lr", "nan"], "argument --lr: must be a positive number"),
     (["--device", "tpu"], "argument --device: invalid choice"),
+    (["--cutoffs", "4000,500"], "argument --cutoffs: must be increasing integers between 0 and 10000"),
+    (["--cutoffs", "500,10000"], "argument --cutoffs: must be increasing integers"),
+    (["--cutoffs", "500;4000"], "argument --cutoffs: must be increasing integers"),
 ])
 def test_out_of_range_options_are_refused_up_front(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:

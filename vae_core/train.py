@@ -31,7 +31,7 @@ from .data import Corpus, read_lines, split_paths
 from .evaluate import elbo_terms, sequence_terms
 from .latent import Gaussian
 from .model import MAX_LEN, MIN_COND_STD, ModelConfig, SentenceVAE
-from .tokenizer import Tokenizer
+from .tokenizer import VOCAB_SIZE, Tokenizer
 from .vrnn import VRNN, VRNNConfig
 
 
@@ -42,8 +42,11 @@ def opt(default, help: str, **extra):
 
 LINE_LENGTH = checked(int, lambda n: 1 <= n <= MAX_LEN, f"an integer from 1 to {MAX_LEN}")
 BATCH_SIZE = checked(int, lambda n: n >= 2, "an integer of at least 2")
-MODEL_FIELDS = {f.name for f in dataclasses.fields(ModelConfig)} - {"vocab_size", "cutoffs", "condition",
-                                                                     "cond_mean", "cond_std", "latent", "bow"}
+CUTOFFS = checked(lambda text: tuple(int(part) for part in text.split(",")),
+                  lambda c: all(0 < a < b for a, b in zip(c, c[1:] + (VOCAB_SIZE,))),
+                  f"increasing integers between 0 and {VOCAB_SIZE}, separated by commas")
+MODEL_FIELDS = {f.name for f in dataclasses.fields(ModelConfig)} - {"vocab_size", "condition", "cond_mean",
+                                                                     "cond_std", "latent", "bow"}
 
 
 @dataclass
@@ -87,6 +90,11 @@ class TrainConfig:
     gumbel_tau: float = opt(1.0, "bernoulli-vae with --estimator gumbel: temperature of the relaxed bits",
                             type=positive_float)
     max_len: int = opt(48, "pieces per line; longer lines are truncated", type=LINE_LENGTH)
+    cutoffs: tuple[int, ...] = opt(
+        (1000, 4000), "adaptive softmax output layer: the most frequent pieces are scored at every position "
+        "(the head), the rest in clusters between these bounds, each scored only where it holds the next piece; "
+        "a smaller head trains faster", type=CUTOFFS,
+    )
     # optimisation
     epochs: int = opt(20, "training epochs", type=positive_int)
     batch_size: int = opt(64, "lines per batch (batches group lines of similar length)", type=BATCH_SIZE)
@@ -132,6 +140,9 @@ class TrainConfig:
     resume: bool = opt(False, "continue the run in --out from its last finished epoch")
     init: str = opt("", "start from the weights of this checkpoint (same sizes; fine-tuning, e.g. to a new --bn-gamma)")
 
+    def __post_init__(self):
+        self.cutoffs = tuple(self.cutoffs)  # a list when read back from a run's state.json
+
     @property
     def condition(self) -> str:
         return "syllables" if self.model == "syllable-vae" else ""
@@ -140,7 +151,7 @@ class TrainConfig:
         """The model to build; ``cond`` (the training lines' conditions) sets its normalisation."""
         if self.model == "vrnn":
             return VRNNConfig(emb_dim=self.emb_dim, hidden=self.dec_hidden, nz=self.nz, dropout=self.dropout,
-                              max_len=self.max_len)
+                              max_len=self.max_len, cutoffs=self.cutoffs)
         values = {name: getattr(self, name) for name in MODEL_FIELDS} | {"bow": self.bow_weight > 0}
         if self.model == "lm":
             values.update(nz=0, bn_gamma=0.0, word_dropout=0.0, z_skip=False, bow=False)
