@@ -146,7 +146,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     # the shipped model's sizes and recipe; how it trains on this machine (threads, workers) is the bench's
-    shipped = dataclasses.replace(TrainConfig(**ckpt.read_json(ckpt.SHIPPED / "config.json")["train"]),
+    shipped = dataclasses.replace(TrainConfig.from_dict(ckpt.read_json(ckpt.SHIPPED / "config.json")["train"]),
                                   threads=args.threads, workers=workers, device=args.device)
     config = shipped.model_config()
     tokenizer = Tokenizer(ckpt.SHIPPED / "tokenizer", max_len=config.max_len)

@@ -30,7 +30,7 @@ from .cli import checked, fraction, non_negative_float, non_negative_int, positi
 from .data import Corpus, read_lines, split_paths
 from .evaluate import elbo_terms, sequence_terms
 from .latent import Gaussian
-from .model import MAX_LEN, MIN_COND_STD, ModelConfig, SentenceVAE
+from .model import MAX_LEN, MIN_COND_STD, DictConfig, ModelConfig, SentenceVAE
 from .tokenizer import VOCAB_SIZE, Tokenizer
 from .vrnn import VRNN, VRNNConfig
 
@@ -50,7 +50,7 @@ MODEL_FIELDS = {f.name for f in dataclasses.fields(ModelConfig)} - {"vocab_size"
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(DictConfig):
     data: str = opt("data/poetry", "folder with train.txt (+ valid.txt, test.txt) or one file of lines")
     out: str = opt("checkpoints/my-model", "checkpoint directory to write")
     model: str = opt(
@@ -93,7 +93,7 @@ class TrainConfig:
     cutoffs: tuple[int, ...] = opt(
         (1000, 4000), "adaptive softmax output layer: the most frequent pieces are scored at every position "
         "(the head), the rest in clusters between these bounds, each scored only where it holds the next piece; "
-        "a smaller head trains faster", type=CUTOFFS,
+        "a smaller head trains faster; e.g. 500,4000", type=CUTOFFS,
     )
     # optimisation
     epochs: int = opt(20, "training epochs", type=positive_int)
@@ -139,9 +139,6 @@ class TrainConfig:
     device: str = opt("auto", "auto (CUDA when present), cpu or cuda", choices=cli.DEVICES)
     resume: bool = opt(False, "continue the run in --out from its last finished epoch")
     init: str = opt("", "start from the weights of this checkpoint (same sizes; fine-tuning, e.g. to a new --bn-gamma)")
-
-    def __post_init__(self):
-        self.cutoffs = tuple(self.cutoffs)  # a list when read back from a run's state.json
 
     @property
     def condition(self) -> str:
@@ -484,7 +481,8 @@ def train(cfg: TrainConfig) -> Path:
     if cfg.resume:
         if not (out / "resume" / "state.json").is_file():
             raise ValueError(f"--resume: no resumable run in {out} (missing resume/state.json)")
-        saved = TrainConfig(**ckpt.read_json(out / "resume" / "state.json")["config"]).model_config(train_set.cond)
+        earlier = TrainConfig.from_dict(ckpt.read_json(out / "resume" / "state.json")["config"])
+        saved = earlier.model_config(train_set.cond)
         if saved != model.config:
             raise ValueError(f"--resume: the model options differ from the run in {out} ({saved})")
         run.restore(out)
@@ -553,7 +551,8 @@ def parse_args(argv=None) -> TrainConfig:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
-        help_text = f"{f.metadata['help']} (default: {f.default})"
+        default = ",".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default  # as typed
+        help_text = f"{f.metadata['help']} (default: {default})"
         if f.type == "bool":
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_text)
         else:
