@@ -72,6 +72,28 @@ def test_bn_posterior_means_have_the_fixed_scale():
     assert torch.allclose(mu.std(dim=0, unbiased=False), torch.full((4,), 0.7), atol=0.02)  # up to BN eps
 
 
+def test_matched_prior_codes_spread_like_the_prior():
+    """With ``match_prior`` every posterior has variance 1 - gamma^2, so over a batch the codes have the
+    prior's unit variance in every dimension; the encoder outputs only means."""
+    torch.manual_seed(0)
+    model = SentenceVAE(ModelConfig(emb_dim=16, enc_hidden=16, dec_hidden=24, nz=4, bn_gamma=0.8,
+                                    match_prior=True)).train()
+    assert model.to_posterior.out_features == 4
+    tokens, lengths = batch(n=64)
+    q = model.posterior(tokens, lengths)
+    assert torch.allclose(q.std, torch.full((64, 4), 0.6))
+    spread = q.mean.var(dim=0, unbiased=False) + q.std.pow(2).mean(dim=0)
+    assert torch.allclose(spread, torch.ones(4), atol=0.03)
+    codes = q.sample(200, generator=torch.Generator().manual_seed(0)).reshape(-1, 4)
+    assert torch.allclose(codes.var(dim=0), torch.ones(4), atol=0.05)
+
+
+@pytest.mark.parametrize("options", [dict(bn_gamma=0.0), dict(bn_gamma=1.0), dict(bn_gamma=0.5, latent="bernoulli")])
+def test_matched_prior_needs_a_gaussian_bn_scale_below_one(options):
+    with pytest.raises(ValueError, match="match_prior needs a Gaussian latent and bn_gamma in"):
+        ModelConfig(nz=4, match_prior=True, **options)
+
+
 def test_word_dropout_changes_training_loss_only():
     model = SentenceVAE(ModelConfig(emb_dim=16, enc_hidden=16, dec_hidden=24, nz=4, dropout=0.0,
                                     word_dropout=0.9))

@@ -35,9 +35,10 @@ def test_ships_as_plain_files():
 
 
 def test_prior_samples_read_as_verse(shipped, vocabulary):
-    lines = shipped.beam(shipped.prior(40, seed=0), width=4)
+    # 200 codes: among 40, one line of made-up Latin moves the share of real words by 3 points
+    lines = shipped.beam(shipped.prior(200, seed=0), width=4)
     words = [w for line in lines for w in WORD.findall(line.lower())]
-    assert len(set(lines)) >= 30  # varied, not one line over and over
+    assert len(set(lines)) >= 150  # varied, not one line over and over
     assert all(1 <= len(line.split()) <= 25 for line in lines)
     assert sum(w in vocabulary for w in words) / len(words) >= 0.97  # real words, not noise
     sampled = shipped.sample(shipped.prior(40, seed=1), temperature=0.8, seed=1)

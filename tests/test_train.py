@@ -74,10 +74,12 @@ def test_recipes_run(data_dir, tmp_path):
         "li": dict(bn_gamma=0.0, free_bits=0.25, pretrain_epochs=1, epochs=2),
         "aggressive": dict(bn_gamma=0.0, aggressive=True, aggressive_steps=3, epochs=1, max_lines=100),
         "cyclical": dict(kl_schedule="cyclical", kl_cycles=2, word_dropout=0.3, epochs=2),
+        "matched": dict(bn_gamma=0.8, match_prior=True, epochs=2),
     }.items():
         out = tmp_path / name
         train(TrainConfig(data=str(data_dir), out=str(out), **{**small, **extra}))
         assert ckpt.read_metrics(out)[-1]["epoch"] == extra["epochs"]
+    assert load(tmp_path / "matched").posterior(["a line"]).std.allclose(torch.tensor(0.6))
 
 
 def test_workers_train_one_shared_model(data_dir, tmp_path):
@@ -131,6 +133,10 @@ def test_init_starts_from_a_checkpoint_and_may_add_a_skip(tiny_checkpoint, data_
     # a bag-of-words head is new too: it starts from scratch
     out = train(TrainConfig(out=str(tmp_path / "bow"), bow_weight=0.5, **base))
     assert "train_bow" in ckpt.read_metrics(out)[0]
+    # a matched prior keeps the source's posterior means and drops its learned variances
+    out = train(TrainConfig(out=str(tmp_path / "matched"), match_prior=True, lr=1e-9, **base))
+    source, matched = ckpt.build_model(tiny_checkpoint)[0], ckpt.build_model(out)[0]
+    assert torch.allclose(matched.to_posterior.weight, source.to_posterior.weight[:TINY["nz"]], atol=1e-6)
 
 
 def test_bag_of_words_loss_trains_a_head_the_checkpoint_keeps(data_dir, tmp_path):
@@ -183,7 +189,8 @@ def test_help_documents_every_option():
                                   ["--dropout", "1.5"], ["--batch-size", "x"], ["--model", "lm", "--z-skip"],
                                   ["--model", "lm", "--bow-weight", "1"],
                                   ["--model", "bernoulli-vae", "--bow-weight", "1"],
-                                  ["--workers", "0"], ["--workers", "2", "--aggressive"]])
+                                  ["--workers", "0"], ["--workers", "2", "--aggressive"],
+                                  ["--match-prior", "--bn-gamma", "1.0"], ["--match-prior", "--model", "lm"]])
 def test_bad_arguments_exit_with_a_message(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         parse_args(argv)

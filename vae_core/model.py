@@ -90,6 +90,7 @@ class ModelConfig(DictConfig):
     dropout: float = 0.2  # dropout on embeddings and decoder outputs while training
     word_dropout: float = 0.0  # chance of replacing a decoder input piece by <unk> while training
     bn_gamma: float = 0.0  # BN-VAE: fixed scale of batch-normalised posterior means; 0 = off
+    match_prior: bool = False  # BN-VAE: every posterior's variance is 1 - gamma^2, so the codes spread like N(0, I)
     z_skip: bool = False  # the code also feeds the output layer directly (skip-VAE, Dieng et al. 2019)
     bow: bool = False  # a bag-of-words head on z (Zhao et al. 2017): a training loss only, decoding ignores it
     cutoffs: tuple[int, ...] = (1000, 4000)  # adaptive softmax: head size, then cluster bounds
@@ -111,6 +112,8 @@ class ModelConfig(DictConfig):
             raise ValueError(f"latent must be one of {LATENTS}, got {self.latent!r}")
         if self.latent == "bernoulli" and not 0 < self.prior_p < 1:
             raise ValueError(f"a Bernoulli latent needs prior_p in (0, 1), got {self.prior_p}")
+        if self.match_prior and not (self.latent == "gaussian" and 0 < self.bn_gamma < 1):
+            raise ValueError(f"match_prior needs a Gaussian latent and bn_gamma in (0, 1), got {self.bn_gamma}")
 
 
 class SentenceVAE(nn.Module):
@@ -124,7 +127,7 @@ class SentenceVAE(nn.Module):
         if c.nz > 0:
             self.encoder = nn.LSTM(c.emb_dim + self.n_cond, c.enc_hidden, batch_first=True,
                                    bidirectional=c.bidirectional)
-            per_unit = 2 if c.latent == "gaussian" else 1  # mu and logvar, or one logit
+            per_unit = 2 if c.latent == "gaussian" and not c.match_prior else 1  # mu and logvar, or one number
             self.to_posterior = nn.Linear(c.enc_hidden * (2 if c.bidirectional else 1), per_unit * c.nz)
             # BN-VAE (Zhu et al. 2020): normalised means with a fixed scale keep every unit's KL
             # above nz * gamma^2 / 2, so the posterior cannot collapse. A tiny eps, or the encoder
@@ -189,6 +192,8 @@ class SentenceVAE(nn.Module):
         params = self.to_posterior(self._final_states(x, lengths))
         if self.config.latent == "bernoulli":
             return Bernoulli(self._batch_norm(params), self.prior_logit)
+        if self.config.match_prior:
+            return Gaussian(self._batch_norm(params), torch.full_like(params, math.log(1 - self.config.bn_gamma**2)))
         mu, logvar = params.chunk(2, dim=-1)
         return Gaussian(self._batch_norm(mu), logvar)
 

@@ -80,6 +80,10 @@ class TrainConfig(DictConfig):
         "for bernoulli-vae the scale of the normalised logits",
         type=non_negative_float,
     )
+    match_prior: bool = opt(
+        False, "with --bn-gamma below 1: fix every posterior's variance at 1 - gamma^2, so the codes of all lines "
+        "together spread exactly like the prior N(0, I) and no KL is spent on a mismatch between them",
+    )
     prior_p: float = opt(0.5, "bernoulli-vae: the prior's P(bit = 1)", type=fraction)
     estimator: str = opt(
         "score",
@@ -138,7 +142,8 @@ class TrainConfig(DictConfig):
     )
     device: str = opt("auto", "auto (CUDA when present), cpu or cuda", choices=cli.DEVICES)
     resume: bool = opt(False, "continue the run in --out from its last finished epoch")
-    init: str = opt("", "start from the weights of this checkpoint (same sizes; fine-tuning, e.g. to a new --bn-gamma)")
+    init: str = opt("", "start from the weights of this checkpoint (same sizes; fine-tuning, e.g. to a new --bn-gamma, "
+                    "or to --match-prior from learned variances: the means are kept)")
 
     @property
     def condition(self) -> str:
@@ -151,7 +156,7 @@ class TrainConfig(DictConfig):
                               max_len=self.max_len, cutoffs=self.cutoffs)
         values = {name: getattr(self, name) for name in MODEL_FIELDS} | {"bow": self.bow_weight > 0}
         if self.model == "lm":
-            values.update(nz=0, bn_gamma=0.0, word_dropout=0.0, z_skip=False, bow=False)
+            values.update(nz=0, bn_gamma=0.0, match_prior=False, word_dropout=0.0, z_skip=False, bow=False)
         if self.model == "bernoulli-vae":
             values.update(latent="bernoulli")
         if self.condition:
@@ -491,8 +496,13 @@ def train(cfg: TrainConfig) -> Path:
         raise ValueError(f"{out} already holds a checkpoint: choose another --out or pass --resume")
     elif cfg.init:
         source, _ = ckpt.build_model(Path(cfg.init))
+        weights = source.state_dict()
+        if getattr(model.config, "match_prior", False) and "to_posterior.weight" in weights \
+                and getattr(source.config, "latent", "") == "gaussian" and not source.config.match_prior:
+            for key in ("to_posterior.weight", "to_posterior.bias"):  # keep the means, drop the learned variances
+                weights[key] = weights[key].chunk(2)[0]
         try:
-            missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
+            missing, unexpected = model.load_state_dict(weights, strict=False)
         except RuntimeError as err:
             raise ValueError(f"--init: {cfg.init} does not fit the model options: {err}") from err
         # a new z skip may start from zero (the source model's function), a new bag-of-words head from
@@ -570,6 +580,8 @@ def parse_args(argv=None) -> TrainConfig:
             ("z_skip", not (cfg.model in ("vrnn", "lm") and cfg.z_skip), "off for --model vrnn and lm (no z)"),
             ("bow_weight", cfg.model in ("vae", "syllable-vae") or not cfg.bow_weight,
              "0 except for --model vae and syllable-vae (a Gaussian code the loss can train)"),
+            ("match_prior", not cfg.match_prior or (cfg.model in ("vae", "syllable-vae") and 0 < cfg.bn_gamma < 1),
+             "off except for --model vae and syllable-vae with --bn-gamma between 0 and 1"),
         ]
         if not ok
     ]
