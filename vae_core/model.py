@@ -160,6 +160,14 @@ class SentenceVAE(nn.Module):
                 else:
                     nn.init.uniform_(p, -0.1, 0.1)
 
+    def fit_weights(self, weights: dict) -> dict:
+        """Another model's ``state_dict`` for fine-tuning this one: a matched-prior model takes only the
+        means of a model with learned variances (the first half of its posterior layer's rows)."""
+        posterior = weights.get("to_posterior.weight")
+        if not (self.config.match_prior and posterior is not None and len(posterior) == 2 * self.config.nz):
+            return weights
+        return weights | {key: weights[key][: self.config.nz] for key in ("to_posterior.weight", "to_posterior.bias")}
+
     @property
     def is_lm(self) -> bool:
         return self.config.nz == 0

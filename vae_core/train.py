@@ -497,10 +497,8 @@ def train(cfg: TrainConfig) -> Path:
     elif cfg.init:
         source, _ = ckpt.build_model(Path(cfg.init))
         weights = source.state_dict()
-        if getattr(model.config, "match_prior", False) and "to_posterior.weight" in weights \
-                and getattr(source.config, "latent", "") == "gaussian" and not source.config.match_prior:
-            for key in ("to_posterior.weight", "to_posterior.bias"):  # keep the means, drop the learned variances
-                weights[key] = weights[key].chunk(2)[0]
+        if isinstance(model, SentenceVAE):
+            weights = model.fit_weights(weights)
         try:
             missing, unexpected = model.load_state_dict(weights, strict=False)
         except RuntimeError as err:
