@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from vae_core.data import Corpus, read_lines
-from vae_core.evaluate import active_units, elbo_terms, evaluate, iw_nll, main, mutual_info, unigram_f1
+from vae_core.evaluate import active_units, elbo_terms, evaluate, fit_proposal, iw_nll, main, mutual_info, unigram_f1
 from vae_core.latent import Gaussian
 
 from .conftest import ROOT
@@ -57,6 +57,45 @@ def test_iw_nll_with_one_sample_is_the_elbo_in_expectation(vae):
     assert float(one) == pytest.approx(elbo, rel=0.01)
 
 
+def mean_elbo(model, q, tokens, lengths, samples: int = 200) -> float:
+    """The lines' mean ELBO under q, from ``samples`` posterior draws per line."""
+    g = torch.Generator().manual_seed(2)
+    z = q.sample(samples, generator=g)
+    rep = torch.arange(len(tokens)).repeat_interleave(samples)
+    rec = model.reconstruction(tokens[rep], lengths[rep], z.reshape(-1, z.size(-1))).view(-1, samples).mean(1)
+    return float((rec + q.kl().sum(-1)).mean())
+
+
+@torch.no_grad()
+def test_fitting_the_proposal_raises_the_elbo_and_leaves_the_model_alone(vae):
+    lines = (ROOT / "data/poetry/valid.txt").read_text().splitlines()[:40]
+    tokens, lengths, _ = Corpus.from_lines(lines, vae.tokenizer).batch(torch.arange(40))
+    before = {k: v.clone() for k, v in vae.model.state_dict().items()}
+    q = vae.model.posterior(tokens, lengths)
+    fitted = fit_proposal(vae.model, q, tokens, lengths, None, steps=30, generator=torch.Generator().manual_seed(0))
+    assert mean_elbo(vae.model, fitted, tokens, lengths) < mean_elbo(vae.model, q, tokens, lengths)
+    assert not fitted.mu.requires_grad and not torch.equal(fitted.mu, q.mu)
+    assert all(torch.equal(before[k], v) for k, v in vae.model.state_dict().items())
+    assert all(p.grad is None for p in vae.model.parameters())
+    assert fit_proposal(vae.model, q, tokens, lengths, None, steps=0) is q
+
+
+def test_a_fitted_proposal_gives_a_tighter_bound(vae):
+    lines = (ROOT / "data/poetry/valid.txt").read_text().splitlines()[:40]
+    corpus = Corpus.from_lines(lines, vae.tokenizer)
+    as_is = iw_nll(vae.model, corpus, samples=20, generator=torch.Generator().manual_seed(0)).mean()
+    fitted = iw_nll(vae.model, corpus, samples=20, fit_steps=30, generator=torch.Generator().manual_seed(0)).mean()
+    assert fitted < as_is
+
+
+def test_a_bit_vector_posterior_is_not_fitted(bits_vae):
+    tokens, lengths = bits_vae.tokenizer.batch(bits_vae.tokenizer.encode(["the sea", "a cloud"]))
+    q = bits_vae.model.posterior(tokens, lengths)
+    assert fit_proposal(bits_vae.model, q, tokens, lengths, None, steps=5) is q
+    metrics = evaluate(bits_vae.directory, ["the sea", "a cloud"], iw_samples=2)
+    assert metrics["fit_steps"] == 0 and "iw_nll_encoder" not in metrics
+
+
 def run_evaluate(*args):
     result = subprocess.run([sys.executable, "-m", "vae_core.evaluate", *map(str, args)], capture_output=True,
                             text=True, cwd=ROOT, timeout=300)
@@ -70,7 +109,8 @@ def test_cli_prints_one_json_object(tiny_checkpoint, data_dir):
     metrics = json.loads(result.stdout)
     for key in ("n_lines", "elbo", "rec", "kl", "iw_nll", "ppl", "mi", "active_units", "nz", "recon_f1"):
         assert key in metrics
-    assert metrics["n_lines"] == 30 and metrics["nz"] == 8
+    assert metrics["n_lines"] == 30 and metrics["nz"] == 8 and metrics["fit_steps"] == 30
+    assert metrics["iw_nll_encoder"] > 0
     assert metrics["elbo"] == pytest.approx(metrics["rec"] + metrics["kl"])
     assert metrics["ppl"] == pytest.approx(math.exp(metrics["iw_nll"] * 30 / metrics["n_pieces"]))
 
@@ -96,6 +136,8 @@ def test_cli_errors_are_messages(tmp_path, tiny_checkpoint):
         result = run_evaluate(*args)
         assert result.returncode == 2 and message in result.stderr, result.stderr
     assert run_evaluate("--checkpoint", tiny_checkpoint, "--data", empty, "--iw-samples", 0).returncode == 2
+    negative = run_evaluate("--checkpoint", tiny_checkpoint, "--data", one, "--fit-steps", "-1")
+    assert negative.returncode == 2 and "must be a non-negative integer" in negative.stderr
 
 
 def test_lines_of_only_control_characters_are_skipped_like_blank_ones(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 
 from vae_core import checkpoint as ckpt
 from vae_core.data import read_lines
-from vae_core.evaluate import active_units, unigram_f1
+from vae_core.evaluate import active_units, evaluate, unigram_f1
 
 from .conftest import POETRY, ROOT
 
@@ -79,15 +79,25 @@ def test_neighbours_stay_near_at_small_noise(shipped):
 
 
 def test_recorded_test_metrics():
-    """The card's figures on the whole test split: no posterior collapse, likelihood on a par with the LM,
-    reconstructions that keep about a third of a line's words (short of the 0.35 the issue asks for: see the
-    README's "What keeps the latent in use")."""
+    """The card's figures on the whole test split meet the bar: no posterior collapse, likelihood within 3% of
+    the LM's (the bound from fitted proposals, tighter than the encoder's), reconstructions that keep over a
+    third of a line's words."""
     evaluation = json.loads((ckpt.SHIPPED / "evaluation.json").read_text())
     test, baseline = evaluation["test"], evaluation["baseline"]
-    assert test["n_lines"] == 5000 and test["iw_samples"] == 100
+    assert test["n_lines"] == 5000 and test["iw_samples"] == 100 and test["fit_steps"] > 0
     assert test["kl"] >= 8 and test["active_units"] >= 16
     assert test["iw_nll"] <= 1.03 * baseline["nll"]
-    assert test["recon_f1"] >= 0.3
+    assert test["iw_nll"] < test["iw_nll_encoder"]
+    assert test["recon_f1"] >= 0.35
+
+
+def test_the_recorded_figures_are_reproduced_on_part_of_the_test_split(test_lines):
+    """The evaluator on the first 200 test lines agrees with the card's whole-split figures."""
+    part = evaluate(ckpt.SHIPPED, test_lines[:200], iw_samples=10)
+    card = json.loads((ckpt.SHIPPED / "evaluation.json").read_text())["test"]
+    assert part["iw_nll"] < part["iw_nll_encoder"]
+    assert part["kl"] == pytest.approx(card["kl"], rel=0.1)
+    assert part["recon_f1"] == pytest.approx(card["recon_f1"], abs=0.05)
 
 
 def test_demo_runs_on_the_shipped_model():

@@ -104,7 +104,10 @@ def render(directory: Path, config: dict, evaluation: dict, lines: dict) -> str:
     if test:
         parts += [f"## Test metrics ({test['n_lines']} lines)",
                   "Nats per line; `ppl` per BPEmb piece (end-of-line included); definitions in "
-                  "`vae_core/evaluate.py`.",
+                  "`vae_core/evaluate.py`."
+                  + (f" `iw_nll` draws its importance samples from q(z|x) fitted to each line by {test['fit_steps']} "
+                     "Adam steps on its ELBO, a tighter bound on the same -log p(x) than `iw_nll_encoder`, which "
+                     "draws them from the encoder's q as it is." if test.get("fit_steps") else ""),
                   _table(list(test.items()), ("metric", "value"))]
     if baseline:
         parts += ["## LM baseline",
