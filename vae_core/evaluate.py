@@ -107,7 +107,6 @@ def fit_proposal(model: SentenceVAE, q: Posterior, tokens: torch.Tensor, lengths
         fitted = Gaussian(mu, logvar)
         z = fitted.sample(generator=generator)[:, 0]
         loss = model.reconstruction(tokens, lengths, model.code(z, cond)) + fitted.kl().sum(dim=-1)
-        optimizer.zero_grad()
         mu.grad, logvar.grad = torch.autograd.grad(loss.sum(), [mu, logvar])  # no gradients for the model
         optimizer.step()
     return Gaussian(mu.detach(), logvar.detach())
