@@ -19,6 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from vae_core.data import read_lines  # noqa: E402
 
@@ -83,6 +84,7 @@ def cold_start(port: int = 8599) -> tuple[float, float]:
     server's peak resident memory (MiB) after a visit to every tab."""
     import subprocess
 
+    from browser import map_frame, wait_for_map
     from playwright.sync_api import sync_playwright
 
     start = time.perf_counter()
@@ -101,7 +103,7 @@ def cold_start(port: int = 8599) -> tuple[float, float]:
                 except Exception:  # server not listening yet
                     time.sleep(0.2)
             page.wait_for_selector("[data-testid=stDataFrame]", timeout=120_000)
-            page.wait_for_selector(".js-plotly-plot", timeout=120_000, state="attached")
+            wait_for_map(map_frame(page), "t => t.some(x => x[0] === 'your lines')", timeout=120)
             elapsed = time.perf_counter() - start
             for tab in ("Interpolate", "Neighbours", "Sample", "Model"):
                 page.get_by_role("tab", name=tab).click()

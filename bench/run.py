@@ -1,6 +1,7 @@
 """Run every benchmark on the shipped checkpoint; each prints one JSON object per figure.
 
-    python bench/run.py                  # decoding, the explorer's budgets and memory, training throughput
+    python bench/run.py                  # decoding, the explorer (AppTest and Chromium), the map, recall, training
+    python bench/scale.py                # separately: a map of a million lines (about 45 minutes)
     python bench/run.py --budget-minutes 10   # plus the 10-minute training run
 """
 
@@ -18,7 +19,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget-minutes", type=float, default=0, help="also train from scratch for this long")
     args = parser.parse_args()
-    runs = [["decoding.py"], ["app_budgets.py"], ["training.py", "--budget-minutes", str(args.budget_minutes)]]
+    runs = [["decoding.py"], ["app_budgets.py"], ["browser.py"], ["map.py"], ["recall.py"], ["directions.py"],
+            ["training.py", "--budget-minutes", str(args.budget_minutes)]]
     failed = 0
     for script, *options in runs:  # separate processes: no benchmark warms another's caches
         failed += subprocess.run([sys.executable, str(BENCH / script), *options]).returncode != 0

@@ -14,11 +14,23 @@ import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `streamlit run` puts only this folder on the path
 
-from explorer_app import cache, interpolate, latent_map, lines, model_card, neighbours, sample, sidebar, state  # noqa: E402
+from explorer_app import (  # noqa: E402
+    cache,
+    directions,
+    interpolate,
+    latent_map,
+    lines,
+    model_card,
+    neighbours,
+    sample,
+    sidebar,
+    state,
+)
 from explorer_app.widgets import Context  # noqa: E402
 from vae_core import CheckpointError  # noqa: E402
 
-TABS = {"Lines": lines, "Interpolate": interpolate, "Neighbours": neighbours, "Sample": sample, "Model": model_card}
+TABS = {"Lines": lines, "Interpolate": interpolate, "Neighbours": neighbours, "Sample": sample,
+        "Directions": directions, "Model": model_card}
 
 st.set_page_config(page_title="Latent Verse", page_icon="🪶", layout="wide")
 state.init()
@@ -37,7 +49,7 @@ ctx = Context(settings.checkpoint, path, vae, projection, settings)
 
 if st.session_state["tab"] not in TABS:  # a shared link with an unknown tab name
     st.session_state["tab"] = state.DEFAULTS["tab"]
-work, side = st.columns([3, 2], gap="large")
+work, side = st.columns([4, 3], gap="large")
 layers = []
 with work:
     # Only the open tab runs (on_change="rerun"), and the map shows what that tab made.

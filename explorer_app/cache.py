@@ -4,7 +4,13 @@ already computed (per row where a row's result depends on that row alone)."""
 
 from __future__ import annotations
 
+import atexit
+import base64
+import hashlib
+import json
 import os
+import shutil
+import tempfile
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -14,7 +20,7 @@ import streamlit as st
 
 import vae_core
 from vae_core.checkpoint import SHIPPED, CheckpointError, read_json
-from vae_core.projection import Projection
+from vae_core.projection import CATEGORICAL, NUMERIC, Projection
 
 
 def checkpoints_root() -> Path:
@@ -142,11 +148,117 @@ def generate(path: str, n: int, temperature: float, seed: int, max_len: int) -> 
     return load_sampler(path).sample(n, temperature=temperature, seed=seed, max_len=max_len)
 
 
-def recall(path: str, lines: tuple[str, ...]) -> tuple[list[str], list[float]]:
-    """Nearest corpus line (and latent distance) for each line."""
-    rows = memo(path)([("recall", line) for line in lines], lambda keys: list(zip(
-        *load_projection(path).recall(load_sampler(path), [line for _, line in keys]))))
-    return [nearest for nearest, _ in rows], [distance for _, distance in rows]
+RECALL = ("in corpus", "most words shared with", "words shared", "nearest in the latent space", "cosine")
+
+
+def recall(path: str, lines: tuple[str, ...]) -> dict[str, list]:
+    """What each line recalls of the corpus (see ``Projection.recall``), by column."""
+    def compute(keys):
+        found = load_projection(path).recall(load_sampler(path), [line for _, line in keys])
+        return list(zip(*(found[column] for column in RECALL)))
+
+    rows = memo(path)([("recall", line) for line in lines], compute)
+    return {column: [row[i] for row in rows] for i, column in enumerate(RECALL)}
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def search(path: str, pattern: str, regex: bool) -> np.ndarray:
+    """Indices of the map's corpus lines that match (ValueError for an invalid expression)."""
+    return load_projection(path).search(pattern, regex)
+
+
+@st.cache_data(max_entries=16, show_spinner="Placing your lines on the map…")
+def place_upload(path: str, lines: tuple[str, ...]) -> np.ndarray:
+    """Map coordinates of an uploaded file's lines (posterior means, placed on the fixed layout)."""
+    mu = np.concatenate([encode(path, lines[i: i + 2048], True, 0)[1] for i in range(0, len(lines), 2048)])
+    return load_projection(path).place(mu).numpy()
+
+
+@st.cache_resource(show_spinner=False)
+def frontend_dir() -> Path:
+    """A folder the browser's map loads from: its page, plotly.js, and each map's corpus files
+    (written once per map, then cached by the browser, so reruns never send the corpus again)."""
+    import plotly
+
+    folder = Path(tempfile.mkdtemp(prefix="latent-verse-map-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    shutil.copy(Path(__file__).parent / "map_frontend" / "index.html", folder)
+    shutil.copy(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", folder)
+    return folder
+
+
+@st.cache_resource(show_spinner="Preparing the map…")
+def map_files(path: str) -> str:
+    """Write a map's corpus files for the browser; returns their common name, unique to the map."""
+    projection = load_projection(path)
+    stamp = path + str(os.path.getmtime(Path(path) / "map.safetensors"))
+    key = "map-" + hashlib.sha1(stamp.encode()).hexdigest()[:12]
+    folder = frontend_dir()
+    xy = projection.xy.numpy().astype(np.float32)
+    (folder / f"{key}.xy.bin").write_bytes(xy[:, 0].tobytes() + xy[:, 1].tobytes())
+    (folder / f"{key}.lines.txt").write_text("\n".join(projection.lines), encoding="utf-8")
+    for name, values in projection.fields.items():
+        if name in NUMERIC:
+            field = {"kind": "numeric", "label": NUMERIC[name], "values": np.round(values, 3).tolist(),
+                     "min": float(np.percentile(values, 1)), "max": float(np.percentile(values, 99))}
+        else:
+            top = len(projection.names[name]) if name == "region" else 12  # every region has a colour
+            field = {"kind": "categorical", "label": CATEGORICAL[name],
+                     **_shown_categories(values, projection.names[name], top)}
+        (folder / f"{key}.field.{name}.json").write_text(json.dumps(field), encoding="utf-8")
+    return key
+
+
+def _shown_categories(codes: np.ndarray, names: list[str], top: int) -> dict:
+    """Codes renumbered to the ``top`` most frequent categories (most frequent first) and "other"."""
+    counts = np.bincount(codes, minlength=len(names))
+    ranked = [i for i in np.argsort(-counts, kind="stable") if counts[i] and names[i] != "other"]
+    order = np.array(ranked[:top], dtype=int)
+    lookup = np.full(len(names), len(order))
+    lookup[order] = np.arange(len(order))
+    shown, sizes = [names[i] or "(unknown)" for i in order], counts[order].tolist()
+    if counts.sum() > counts[order].sum():
+        shown.append("other")
+        sizes.append(int(counts.sum() - counts[order].sum()))
+    return {"values": lookup[codes].tolist(), "names": shown, "counts": sizes}
+
+
+def mask(indices: np.ndarray, n: int) -> str:
+    """Corpus line indices as a base64 bit mask (about 12 KB for 95,000 lines)."""
+    bits = np.zeros(n, dtype=bool)
+    bits[indices] = True
+    return base64.b64encode(np.packbits(bits).tobytes()).decode("ascii")
+
+
+@st.cache_data(max_entries=64, show_spinner="Fitting the direction on the corpus…")
+def direction(path: str, prop: str, value: str | None):
+    """A property's direction over the checkpoint's corpus map (ValueError for one it cannot fit)."""
+    from vae_core.directions import direction_for
+
+    return direction_for(load_projection(path), prop, value)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def dimension_effects(path: str, line: str, method: str, options: tuple):
+    """Every dimension of a line's code set to -3..3 corpus spreads from its mean (a bit to 0 or 1), decoded."""
+    from vae_core.directions import dimension_effects as effects
+    from vae_core.directions import dimension_spread
+
+    vae, codes = load_sampler(path), load_projection(path).codes
+    z = vae.mu([line])
+    if vae.bits:
+        return effects(vae, z, [0.0, 1.0], method=method, **dict(options))
+    return effects(vae, z, [-3, -2, -1, 0, 1, 2, 3], method=method, centre=codes.mean(dim=0),
+                   scale=dimension_spread(codes), **dict(options))
+
+
+@st.cache_resource(show_spinner="Probing what the code knows…")
+def probes(path: str):
+    """The probe table and each dimension's correlation with each property, over the corpus map."""
+    from vae_core.directions import dimension_correlations, probe_table
+
+    projection = load_projection(path)
+    return probe_table(projection), dimension_correlations(projection)
 
 
 @st.cache_resource(show_spinner=False)

@@ -1,63 +1,11 @@
-"""Plotly figure builders: the latent map, training curves and per-dimension KL."""
+"""Plotly figure builders: training curves, KL per dimension, and each dimension's correlation with each
+property. (The latent map is drawn in the browser: see ``map_frontend``.)"""
 
 from __future__ import annotations
 
-import numpy as np
 import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
-
-# How each kind of point looks on the map.
-STYLES = {
-    "input": dict(color="#b5179e", symbol="diamond", size=12),
-    "reconstruction": dict(color="#f77f00", symbol="circle-open", size=11),
-    "homotopy": dict(color="#2a9d8f", symbol="circle", size=8),
-    "position": dict(color="#e63946", symbol="star", size=16),
-    "neighbour": dict(color="#4361ee", symbol="triangle-up", size=9),
-    "source": dict(color="#4361ee", symbol="x", size=13),
-    "prior": dict(color="#6a4c93", symbol="square", size=8),
-    "picked": dict(color="#111111", symbol="circle-open", size=12),
-}
-
-
-def _hover_text(lines: list[str], width: int = 60) -> np.ndarray:
-    """Lines cut to ``width`` characters for hover labels, as one numpy array (see ``latent_map``)."""
-    return np.array([line if len(line) <= width else line[:width] + "…" for line in lines])
-
-
-def latent_map(corpus_xy: torch.Tensor, corpus_lines: list[str], layers: list[dict]) -> go.Figure:
-    """WebGL scatter of the corpus with every user layer on top.
-
-    A layer is ``{"name", "kind", "lines", "xy"}``; homotopy layers are drawn as a path.
-    """
-    # Points and labels go in as numpy arrays: plotly checks those whole, where lists of thousands
-    # of items are checked one by one and cost about a tenth of a second every rerun.
-    fig = go.Figure()
-    fig.add_trace(go.Scattergl(
-        x=corpus_xy[:, 0].numpy(), y=corpus_xy[:, 1].numpy(), mode="markers", name="corpus",
-        marker=dict(size=4, color="#c9c3b6", opacity=0.55), text=_hover_text(corpus_lines),
-        hovertemplate="%{text}<extra>corpus</extra>",
-    ))
-    for layer in layers:
-        style = STYLES[layer["kind"]]
-        xy = layer["xy"]
-        fig.add_trace(go.Scattergl(
-            x=xy[:, 0].numpy(), y=xy[:, 1].numpy(), name=layer["name"],
-            mode="lines+markers" if layer["kind"] == "homotopy" else "markers",
-            marker=dict(size=style["size"], color=style["color"], symbol=style["symbol"],
-                        line=dict(width=1, color="white")),
-            line=dict(color=style["color"], width=2),
-            text=_hover_text(layer["lines"]), hovertemplate="%{text}<extra>" + layer["name"] + "</extra>",
-        ))
-    # Streamlit picks clicked points only outside lasso/box mode, so the map opens panning and
-    # offers the lasso in its toolbar.
-    fig.update_layout(
-        height=500, margin=dict(l=0, r=0, t=30, b=0), dragmode="pan",
-        plot_bgcolor="#fbf8f1",
-        legend=dict(orientation="h", yanchor="top", y=0, x=0), hoverlabel=dict(font_size=14),
-        xaxis=dict(visible=False), yaxis=dict(visible=False, scaleanchor="x"),
-    )
-    return fig
 
 
 def training_curves(rows: list[dict]) -> go.Figure:
@@ -85,4 +33,13 @@ def kl_per_dimension(kl: torch.Tensor) -> go.Figure:
     fig = go.Figure(go.Bar(x=list(range(len(kl))), y=kl.tolist(), marker_color="#2a9d8f"))
     fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="latent dimension",
                       yaxis_title="KL (nats)")
+    return fig
+
+
+def correlations(matrix, names: list[str], per: str = "dimension") -> go.Figure:
+    """Each latent dimension's (or bit's) correlation with each property, as a heatmap."""
+    fig = go.Figure(go.Heatmap(z=matrix.T, x=[f"{i + 1}" for i in range(matrix.shape[0])], y=names,
+                               colorscale="RdBu", zmid=0, zmin=-1, zmax=1,
+                               hovertemplate=per + " %{x}, %{y}: %{z:.2f}<extra></extra>"))
+    fig.update_layout(height=320, margin=dict(l=10, r=10, t=10, b=10), xaxis_title=f"latent {per}")
     return fig

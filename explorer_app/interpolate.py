@@ -56,9 +56,8 @@ def render(ctx: Context) -> list[dict]:
     path = ctx.vae.interpolate(z[0], z[1], steps, method)
     decoded = ctx.decode(path)
     rows = first_appearances(decoded) if st.session_state["interp.distinct"] else list(enumerate(decoded))
-    nearest, distance = ctx.recall([line for _, line in rows])
     frame = pd.DataFrame({"step": [s for s, _ in rows], "t": [round(s / steps, 3) for s, _ in rows],
-                          "line": [line for _, line in rows], "nearest corpus line": nearest, "distance": distance})
+                          "line": [line for _, line in rows], **ctx.recall([line for _, line in rows])})
     results_table(frame, "interp.table", "line", "homotopy.csv")
     if ctx.projection is None:
         return []

@@ -26,9 +26,7 @@ def render(ctx: Context) -> list[dict]:
         return []
     z, mu, _ = ctx.encode(lines)
     decoded = ctx.decode(z)
-    nearest, distance = ctx.recall(decoded)
-    frame = pd.DataFrame({"input": lines, "reconstruction": decoded, "nearest corpus line": nearest,
-                          "distance": distance})
+    frame = pd.DataFrame({"input": lines, "reconstruction": decoded, **ctx.recall(decoded)})
     results_table(frame, "lines.table", "reconstruction", "reconstructions.csv")
     layers = []
     if ctx.projection is not None:

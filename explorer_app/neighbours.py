@@ -38,8 +38,7 @@ def render(ctx: Context) -> list[dict]:
         codes = ctx.vae.neighbours(z[0], int(s["neigh.count"]), float(s["neigh.noise"]), seed=ctx.settings.seed,
                                    std=std[0] if s["neigh.by_std"] else None)
     decoded = ctx.decode(codes, seed_offset=1)
-    nearest, distance = ctx.recall(decoded)
-    frame = pd.DataFrame({"variation": decoded, "nearest corpus line": nearest, "distance": distance})
+    frame = pd.DataFrame({"variation": decoded, **ctx.recall(decoded)})
     results_table(frame, "neigh.table", "variation", "neighbours.csv")
     layers = [{"name": "line", "kind": "source", "lines": [source], "xy": ctx.place(z)},
               {"name": "neighbours", "kind": "neighbour", "lines": decoded, "xy": ctx.place(codes)}]

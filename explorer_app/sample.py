@@ -25,8 +25,7 @@ def render(ctx: Context) -> list[dict]:
         return []
     codes = ctx.vae.prior(count, seed=ctx.settings.seed + draw)
     decoded = ctx.decode(codes, seed_offset=draw + 2)
-    nearest, distance = ctx.recall(decoded)
-    frame = pd.DataFrame({"line": decoded, "nearest corpus line": nearest, "distance": distance})
+    frame = pd.DataFrame({"line": decoded, **ctx.recall(decoded)})
     results_table(frame, "sample.table", "line", "samples.csv")
     if ctx.projection is None:
         return []

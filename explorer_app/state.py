@@ -33,8 +33,26 @@ DEFAULTS = {
     "neigh.by_std": False,
     "sample.count": 12,
     "sample.temperature": 0.8,
+    "dir.view": "Steer",
+    "dir.line": "the sea is calm tonight",
+    "dir.towards": "words",
+    "dir.word": "night",
+    "dir.set_a": "",
+    "dir.set_b": "",
+    "dir.amount": 0.0,
+    "dir.a": "the day is bright",
+    "dir.b": "the night is dark",
+    "dir.c": "the sun is warm",
+    "dir.keep_norm": False,
+    "dir.dims": 8,
+    "map.colour": "region",
+    "map.search": "",
+    "map.regex": False,
+    "map.labels": True,
+    "map.region": -1,
 }
-SHARED = [k for k in DEFAULTS if k.split(".")[0] in ("tab", "settings", "lines", "interp", "neigh", "sample")]
+SHARED = [k for k in DEFAULTS if k.split(".")[0] in ("tab", "settings", "lines", "interp", "neigh", "sample", "dir",
+                                                       "map")]
 MAX_LINES = 200  # lines encoded from the text area at once
 MAX_CHARS = 1000  # characters kept of one line
 

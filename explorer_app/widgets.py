@@ -33,9 +33,10 @@ class Context:
         z = np.asarray(z, dtype=np.float32)  # hashable for the cache
         return cache.decode(self.path, z, self.settings.method, tuple(sorted(options.items())))
 
-    def recall(self, lines: list[str]) -> tuple[list[str], list[float]]:
+    def recall(self, lines: list[str]) -> dict[str, list]:
+        """Columns saying what each generated line recalls of the corpus (none without a map)."""
         if self.projection is None:
-            return [""] * len(lines), [float("nan")] * len(lines)
+            return {}
         return cache.recall(self.path, tuple(lines))
 
     def place(self, z):
@@ -70,6 +71,22 @@ def split_lines(text: str) -> tuple[list[str], list[str]]:
     return lines, notices
 
 
+RECALL_COLUMNS = {
+    "in corpus": st.column_config.CheckboxColumn(
+        "in corpus", help="The line is a corpus line word for word: the model recalled it"),
+    "most words shared with": st.column_config.TextColumn(
+        "most words shared with", help="The corpus line (of all of them) that shares most of this line's words (BM25)"),
+    "words shared": st.column_config.ProgressColumn(
+        "words shared", format="percent", min_value=0.0, max_value=1.0,
+        help="The share of this line's distinct words found in that corpus line"),
+    "nearest in the latent space": st.column_config.TextColumn(
+        "nearest in the latent space", help="The corpus line whose code is nearest this line's code, by a "
+        "cosine corrected for lines that are near everything (CSLS)"),
+    "cosine": st.column_config.NumberColumn(
+        "cosine", format="%.2f", help="Cosine between the two codes: near 1 = the model places them together"),
+}
+
+
 def results_table(frame: pd.DataFrame, key: str, line_column: str, file_name: str) -> None:
     """The tab's results: click a row to walk to its line; download everything as CSV."""
 
@@ -79,10 +96,7 @@ def results_table(frame: pd.DataFrame, key: str, line_column: str, file_name: st
             state.go_to(str(frame.iloc[rows[0]][line_column]))
 
     st.dataframe(frame, key=key, on_select=walk, selection_mode="single-row", hide_index=True,
-                 width="stretch",
-                 column_config={"distance": st.column_config.NumberColumn("distance", format="%.2f",
-                                help="Latent distance to the nearest corpus line: small = recalled, "
-                                     "large = new")})
+                 width="stretch", column_config=RECALL_COLUMNS)
     st.caption(f"Click a row to make its {line_column.lower()} your current line.")
     st.download_button("Download CSV", frame.to_csv(index=False).encode("utf-8"), file_name=file_name,
                        mime="text/csv", key=f"{key}.csv")

@@ -7,7 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import vae_core
-from explorer_app.cache import RowMemo
+from explorer_app.cache import RECALL, RowMemo
 from vae_core import checkpoint as ckpt
 from vae_core.sampler import Sampler
 from vae_core.train import TrainConfig, train
@@ -44,9 +44,14 @@ def open_tab(at, name):
     return at.run()
 
 
+def map_args(at) -> dict:
+    """What the app sent the browser's map this run."""
+    return json.loads(at.get("component_instance")[-1].proto.json_args)
+
+
 def map_traces(at):
-    """Names of the map's traces."""
-    return [trace.get("name") for trace in json.loads(at.get("plotly_chart")[-1].proto.spec)["data"]]
+    """Names of the map's layers, the corpus first."""
+    return ["corpus"] + [layer["name"] for layer in map_args(at)["layers"]]
 
 
 def no_exceptions(at):
@@ -57,11 +62,12 @@ def test_opens_on_the_shipped_model(app):
     at = app.run()
     no_exceptions(at)
     lines = frames(at)[0]
-    assert list(lines.columns) == ["input", "reconstruction", "nearest corpus line", "distance"]
+    assert list(lines.columns) == ["input", "reconstruction", *RECALL]
     assert len(lines) == 3 and all(lines["reconstruction"].str.len() > 0)
-    assert (lines["distance"] >= 0).all()
-    assert len(at.get("plotly_chart")) >= 1
-    assert [t.label for t in at.tabs] == ["Lines", "Interpolate", "Neighbours", "Sample", "Model"]
+    assert all(lines["most words shared with"].str.len() > 0) and lines["cosine"].between(-1, 1).all()
+    assert map_args(at)["status"] == "All 95,000 corpus lines drawn (train 85,000 · test 5,000 · valid 5,000)."
+    assert [t.label for t in at.tabs] == ["Lines", "Interpolate", "Neighbours", "Sample", "Directions",
+                                         "Model"]
 
 
 def test_typed_lines_are_reconstructed(app):
@@ -308,7 +314,7 @@ def test_a_vrnn_offers_sampling_and_reconstruction(data_dir, tmp_path, monkeypat
     vrnn = vae_core.load(out)
     assert list(lines["reconstruction"]) == vrnn.reconstruct(list(lines["input"]))
     assert at.radio(key="settings.method").disabled  # sentence-VAE decoding does not apply
-    for tab in ("Interpolate", "Neighbours"):  # each says why it is not offered, and so does the map
+    for tab in ("Interpolate", "Neighbours", "Directions"):  # each says why it is not offered, and so does the map
         at = open_tab(at, tab)
         no_exceptions(at)
         assert len([i for i in at.info if "VRNN" in i.value]) == 2
@@ -318,3 +324,173 @@ def test_a_vrnn_offers_sampling_and_reconstruction(data_dir, tmp_path, monkeypat
     at.slider(key="sample.temperature").set_value(0.05).run()
     no_exceptions(at)
     assert frames(at)[0]["line"].tolist() != samples
+
+
+def shipped_map():
+    from vae_core.projection import Projection
+
+    return Projection.load(ckpt.SHIPPED)
+
+
+def test_a_reconstruction_that_is_a_corpus_line_is_recognised(app, shipped):
+    from vae_core.properties import normalise
+
+    corpus = shipped_map().lines
+    known = {normalise(line) for line in corpus}
+    decoded = shipped.beam(shipped.mu(corpus[:300]), width=4, max_len=32)
+    exact = next(line for line, out in zip(corpus, decoded) if normalise(line) == normalise(out))
+    inexact = next(line for line, out in zip(corpus, decoded) if normalise(out) not in known)
+    at = app.run()
+    at.text_area(key="lines.text").set_value(f"{exact}\n{inexact}").run()
+    table = frames(at)[0]
+    assert table["in corpus"].tolist() == [True, False]
+    assert table["most words shared with"].iloc[0] == exact and table["words shared"].iloc[0] == 1.0
+
+
+def test_colour_by_sends_a_field_the_browser_reads(app):
+    from explorer_app import cache
+
+    at = app.run()
+    assert at.selectbox(key="map.colour").options[0] == "nothing"
+    at.selectbox(key="map.colour").set_value("syllables").run()
+    no_exceptions(at)
+    sent = map_args(at)
+    assert sent["colour"] == "syllables"
+    field = json.loads((cache.frontend_dir() / f"{sent['corpus']}.field.syllables.json").read_text())
+    assert field["kind"] == "numeric" and len(field["values"]) == 95_000
+    rhyme = json.loads((cache.frontend_dir() / f"{sent['corpus']}.field.rhyme.json").read_text())
+    assert rhyme["kind"] == "categorical" and rhyme["names"][-1] == "other" and len(rhyme["names"]) == 13
+    assert max(rhyme["values"]) == 12
+    assert at.query_params["map.colour"] == "syllables"  # a shared link keeps the colouring
+
+
+def test_search_highlights_counts_and_offers_its_matches(app):
+    import base64
+
+    import numpy as np
+
+    at = app.run()
+    at.text_input(key="map.search").set_value("nightingale").run()
+    no_exceptions(at)
+    expected = shipped_map().search("nightingale")
+    assert any(f"{len(expected):,} corpus lines match" in m.value for m in at.markdown)
+    mask = np.unpackbits(np.frombuffer(base64.b64decode(map_args(at)["highlight"]), dtype=np.uint8))[:95_000]
+    assert np.flatnonzero(mask).tolist() == expected.tolist()
+    at.button(key="map.match.0").click().run()
+    assert "nightingale" in at.session_state["neigh.source"].lower()  # used as an input, like a click
+
+
+def test_an_invalid_expression_is_explained(app):
+    at = app.run()
+    at.toggle(key="map.regex").set_value(True).run()
+    at.text_input(key="map.search").set_value("(night").run()
+    no_exceptions(at)
+    assert any("not a valid regular expression" in e.value for e in at.error)
+    assert map_args(at)["highlight"] is None and len(frames(at)[0]) == 3  # the rest of the page works
+
+
+def test_regions_are_named_and_can_be_opened(app):
+    at = app.run()
+    sent = map_args(at)["regions"]
+    projection = shipped_map()
+    assert len(sent) == len(projection.region_words) and all(r["label"] for r in sent)
+    biggest = projection.region_table()[0]
+    at.selectbox(key="map.region").set_value(biggest["region"]).run()
+    no_exceptions(at)
+    assert any(f"{biggest['lines']:,} lines in this region" in c.value for c in at.caption)
+    assert map_args(at)["highlight_name"] == "region"
+    at.toggle(key="map.labels").set_value(False).run()
+    assert map_args(at)["regions"] == []
+
+
+@pytest.mark.parametrize("name, data, message", [
+    ("empty.txt", b"", "has no lines"),
+    ("blank.txt", b"\n \n\t\n", "has no lines"),
+    ("image.txt", bytes(range(256)) * 4, "is not a text file"),
+    ("latin.txt", "caf\xe9 au lait".encode("latin-1"), "is not a text file"),
+])
+def test_an_unusable_upload_is_explained(app, name, data, message):
+    at = app.run()
+    at.file_uploader(key="map.upload").set_value((name, data, "text/plain")).run()
+    no_exceptions(at)
+    assert any(message in e.value for e in at.error)
+    assert "your file" not in map_traces(at)
+
+
+def test_an_uploaded_file_is_placed_searchable_and_usable(app):
+    at = app.run()
+    mine = ["the lantern swings above the harbour", "a lantern in the rain", "my own small song"]
+    at.file_uploader(key="map.upload").set_value(("mine.txt", "\n".join(mine).encode(), "text/plain")).run()
+    no_exceptions(at)
+    layer = [layer for layer in map_args(at)["layers"] if layer["name"] == "your file"][0]
+    assert layer["lines"] == mine and len(layer["x"]) == 3
+    assert any("3 lines placed on the map" in c.value for c in at.caption)
+    at.text_input(key="map.search").set_value("lantern").run()
+    assert any("and **2** of your file's" in m.value for m in at.markdown)
+    at.button(key="map.match.0").click().run()
+    assert at.session_state["neigh.source"] == mine[0]
+
+
+def live(at) -> list[str]:
+    return [m.value for m in at.markdown if m.value.startswith("> ###")]
+
+
+def test_steering_a_line_along_length(app, shipped):
+    from vae_core.properties import words
+
+    at = open_tab(app.run(), "Directions")
+    no_exceptions(at)
+    table = frames(at)[0]
+    assert table["amount"].tolist() == [-3, -2, -1, 0, 1, 2, 3]
+    assert table["longer lines (words)"].tolist() == [len(words(line)) for line in table["line"]]
+    at.slider(key="dir.amount").set_value(-3.0).run()
+    shorter = live(at)[0]
+    at.slider(key="dir.amount").set_value(3.0).run()
+    assert live(at)[0] != shorter and live(at)[0].endswith(table["line"].iloc[-1])
+    assert "steered" in map_traces(at) and at.query_params["dir.amount"] == "3.0"
+
+
+def test_steering_towards_a_word_and_between_two_sets(app):
+    at = open_tab(app.run(), "Directions")
+    at.selectbox(key="dir.towards").set_value("word").run()
+    at.text_input(key="dir.word").set_value("night").run()
+    no_exceptions(at)
+    assert "has 'night'" in frames(at)[0].columns
+    at.text_input(key="dir.word").set_value("zqxjv").run()
+    assert any("zqxjv" in e.value for e in at.error)  # a word in no line is explained
+    at.selectbox(key="dir.towards").set_value("sets").run()
+    assert any("at least two lines on each side" in i.value for i in at.info)
+    at.text_area(key="dir.set_a").set_value("the day is bright\nthe sun is high\nmorning light").run()
+    at.text_area(key="dir.set_b").set_value("the night is dark\nthe moon is low\nevening shade").run()
+    no_exceptions(at)
+    assert any("your two sets" in c.value for c in at.caption) and len(frames(at)[0]) == 7
+
+
+def test_an_analogy_with_a_equal_to_b_answers_c(app, shipped):
+    at = open_tab(app.run(), "Directions")
+    at.radio(key="dir.view").set_value("Analogy").run()
+    at.text_input(key="dir.b").set_value(at.session_state["dir.a"]).run()
+    no_exceptions(at)
+    c = at.session_state["dir.c"]
+    assert live(at)[0] == f"> ### is to {shipped.beam(shipped.mu([c]), width=4, max_len=32)[0]}"
+    assert len(frames(at)[0]) == 5 and "answer" in map_traces(at)
+    at.text_input(key="dir.a").set_value("").run()
+    assert any("Give three lines" in i.value for i in at.info)
+
+
+def test_sweeping_the_dimensions_orders_them_by_change(app):
+    at = open_tab(app.run(), "Directions")
+    at.radio(key="dir.view").set_value("Sweep the dimensions").run()
+    no_exceptions(at)
+    grid = frames(at)[0]
+    assert len(grid) == 8 and list(grid.columns[2:]) == ["-3", "-2", "-1", "+0", "+1", "+2", "+3"]
+    assert grid["change"].is_monotonic_decreasing and grid["change"].iloc[0] > 0
+
+
+def test_what_the_code_knows_beats_knowing_nothing_for_length(app):
+    at = open_tab(app.run(), "Directions")
+    at.radio(key="dir.view").set_value("What the code knows").run()
+    no_exceptions(at)
+    table = frames(at)[0].set_index("property")
+    assert table.loc["words", "probe"] > table.loc["words", "baseline"] + 0.1
+    assert len(at.get("plotly_chart")) == 1  # the correlation heatmap

@@ -87,7 +87,8 @@ def test_type_two_lines_and_drag_the_interpolation_slider(page):
     end = live_line(page)
     assert start.strip() and end.strip()
     assert start != end  # the decoded line follows the slider
-    assert page.locator(".js-plotly-plot .scatterlayer, .js-plotly-plot canvas").count() > 0  # the map is drawn
+    layers = [t[0] for t in map_frame(page).evaluate("() => window.mapState.traces")]
+    assert "corpus" in layers and "slider" in layers  # the map draws the corpus and the slider's point
 
 
 def test_clicking_a_result_row_walks_to_that_line(page):
@@ -109,28 +110,42 @@ def test_clicking_a_result_row_walks_to_that_line(page):
     assert source.input_value() == line  # the line is now the current line of the other tabs
 
 
-MAP = ("[...document.querySelectorAll('.js-plotly-plot')]"
-       ".find(g => g.offsetParent !== null && g.data && g.data[0].name === 'corpus')")
-CORPUS_POINT = f"""(i) => {{
-  const gd = {MAP};
-  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, r = gd.getBoundingClientRect();
-  const corpus = gd._fullData[0];  // decoded: the figure sends coordinates as binary arrays
-  return [r.left + xa._offset + xa.l2p(corpus.x[i]), r.top + ya._offset + ya.l2p(corpus.y[i])];
-}}"""
+def map_frame(page):
+    """The frame in which the latent map is drawn, once it has drawn the corpus."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for frame in page.frames:
+            if "latent_map" in frame.url:
+                frame.wait_for_function("() => window.mapState && window.mapState.renders > 0", timeout=60_000)
+                return frame
+        page.wait_for_timeout(200)
+    pytest.fail("the map's frame did not appear")
 
 
-def wait_for_map(page, clickmode: str) -> None:
-    """Until the app is idle and Streamlit has wired the map's selection (its click mode says which)."""
+CORPUS_POINT = """(i) => {
+  const gd = document.getElementById("map");
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+  const corpus = gd._fullData.find(t => t.name === "corpus");
+  return [xa._offset + xa.l2p(corpus.x[i]), ya._offset + ya.l2p(corpus.y[i])];
+}"""
+
+
+def point_on_page(page, frame, i: int) -> tuple[float, float]:
+    """Page coordinates of corpus point ``i`` (the frame's offset plus the point's place in it)."""
+    x, y = frame.evaluate(CORPUS_POINT, i)
+    box = page.locator("iframe[title*=latent_map]").bounding_box()
+    return box["x"] + x, box["y"] + y
+
+
+def idle(page) -> None:
     page.wait_for_function("() => document.querySelector('[data-testid=stStatusWidget]') === null", timeout=60_000)
-    page.wait_for_function(f"() => {{ const gd = {MAP}; return gd && gd._fullLayout.clickmode === '{clickmode}'; }}",
-                           timeout=60_000)
     page.wait_for_timeout(1000)
 
 
 def use_first_picked_line(page, before: str) -> str:
     """Press the first "Use" button under the map; returns the Neighbours tab's line once it changes."""
     page.get_by_text("picked").first.wait_for(timeout=30_000)
-    page.wait_for_function("() => document.querySelector('[data-testid=stStatusWidget]') === null", timeout=60_000)
+    idle(page)
     page.get_by_role("button", name="Use", exact=True).first.click()
     page.get_by_role("tab", name="Neighbours").click()
     source = page.get_by_label("Line", exact=True)
@@ -143,10 +158,11 @@ def use_first_picked_line(page, before: str) -> str:
 def test_clicking_a_corpus_point_makes_it_an_input(page):
     page.get_by_role("tab", name="Neighbours").click()
     before = page.get_by_label("Line", exact=True).input_value()
-    wait_for_map(page, "event+select")
-    x, y = page.evaluate(CORPUS_POINT, 17)
+    idle(page)
+    frame = map_frame(page)
+    x, y = point_on_page(page, frame, 17)
     page.mouse.move(x, y, steps=5)
-    hovered = page.locator(".hoverlayer .hovertext text.nums").first.text_content(timeout=10_000).rstrip("…")
+    hovered = frame.locator(".hoverlayer .hovertext text.nums").first.text_content(timeout=10_000).rstrip("…")
     page.mouse.down()
     page.mouse.up()
     picked = use_first_picked_line(page, before)
@@ -156,11 +172,11 @@ def test_clicking_a_corpus_point_makes_it_an_input(page):
 def test_lasso_on_the_map_offers_corpus_lines_as_inputs(page):
     page.get_by_role("tab", name="Neighbours").click()
     before = page.get_by_label("Line", exact=True).input_value()
-    wait_for_map(page, "event+select")
-    x, y = page.evaluate(CORPUS_POINT, 40)
+    idle(page)
+    frame = map_frame(page)
+    x, y = point_on_page(page, frame, 40)
     page.mouse.move(x, y)
-    page.locator(".modebar-btn[data-val=lasso]").first.click()
-    wait_for_map(page, "event")  # Streamlit's lasso mode
+    frame.locator(".modebar-btn[data-val=lasso]").first.click()
     page.mouse.move(x - 25, y - 25)
     page.mouse.down()
     for a, b in ((x + 25, y - 25), (x + 25, y + 25), (x - 25, y + 25), (x - 25, y - 25)):
@@ -168,3 +184,39 @@ def test_lasso_on_the_map_offers_corpus_lines_as_inputs(page):
     page.mouse.up()
     picked = use_first_picked_line(page, before)
     assert picked != before and picked == picked.lower()  # a corpus line: the corpus is lowercase
+    frame.locator(".modebar-btn[data-val=pan]").first.click()
+
+
+def test_searching_a_word_highlights_its_lines(page):
+    from vae_core.checkpoint import SHIPPED
+    from vae_core.projection import Projection
+
+    expected = len(Projection.load(SHIPPED).search("nightingale"))
+    box = page.get_by_label("Search the corpus", exact=True)
+    box.fill("nightingale")
+    box.press("Enter")
+    page.get_by_text(f"{expected:,} corpus lines match").wait_for(timeout=30_000)
+    frame = map_frame(page)
+    frame.wait_for_function("() => window.mapState.traces.some(t => t[0] === 'matches')", timeout=30_000)
+    highlighted = frame.evaluate("() => window.mapState.traces.find(t => t[0] === 'matches')")
+    assert highlighted[1] == expected and "nightingale" in highlighted[2].lower()
+    box.fill("")
+    box.press("Enter")
+    frame.wait_for_function("() => !window.mapState.traces.some(t => t[0] === 'matches')", timeout=30_000)
+
+
+def test_dragging_the_steer_slider_changes_the_line(page):
+    page.get_by_role("tab", name="Directions").click()
+    slider = page.get_by_role("slider", name="How far (corpus spreads)")
+    slider.wait_for(timeout=60_000)
+    idle(page)
+    slider.focus()
+    slider.press("Home")  # -3 spreads: fewer words
+    idle(page)
+    shorter = live_line(page)
+    slider.press("End")  # +3 spreads
+    idle(page)
+    longer = live_line(page)
+    assert shorter.strip() and longer.strip() and shorter != longer
+    layers = [t[0] for t in map_frame(page).evaluate("() => window.mapState.traces")]
+    assert "steered" in layers  # the sweep is drawn on the map

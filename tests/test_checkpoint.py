@@ -6,9 +6,11 @@ import shutil
 import pytest
 import torch
 from safetensors.torch import load_file
+from torch import nn
 
 import vae_core
 from vae_core import checkpoint as ckpt
+from vae_core.model import ModelConfig, SentenceVAE
 
 from .conftest import ROOT
 
@@ -32,6 +34,26 @@ def test_save_load_round_trip_is_bit_exact(fixture, request, tmp_path):
     z = vae.prior(8, seed=0)
     assert again.beam(z) == vae.beam(z)
     assert torch.equal(again.mu(["the sea"]), vae.mu(["the sea"]))
+
+
+def test_parameters_are_stored_in_float16_and_load_as_float32(tmp_path):
+    """On disk parameters are float16, except one float16 cannot hold; batch-norm statistics and integer
+    buffers stay as they were. Loaded back, everything is float32 again and equals what was stored."""
+    model = SentenceVAE(ModelConfig(vocab_size=50, emb_dim=8, enc_hidden=8, dec_hidden=16, nz=4, bn_gamma=0.8,
+                                    cutoffs=(10, 30)))
+    model.mu_norm.running_var.uniform_(1e-4, 2.0)
+    nn.init.constant_(model.mu_shift, 1e5)  # beyond float16's largest value, 65504
+    ckpt.save_model(tmp_path, model, {"kind": "vae"})
+    stored = load_file(tmp_path / "model.safetensors")
+    halved = {name for name, _ in model.named_parameters()} - {"mu_shift"}
+    assert {stored[name].dtype for name in halved} == {torch.float16}
+    assert {stored[name].dtype for name in ("mu_shift", "mu_norm.running_var")} == {torch.float32}
+    assert stored["rank_of"].dtype == torch.int64
+    loaded, _ = ckpt.build_model(tmp_path)
+    for name, value in loaded.state_dict().items():
+        original = model.state_dict()[name]
+        assert value.dtype == original.dtype, name
+        assert torch.equal(value, original.half().float() if name in halved else original), name
 
 
 def test_checkpoint_holds_no_pickle(tiny_checkpoint):

@@ -2,11 +2,12 @@
 
     config.json          format version, kind ("vrnn" for a VRNN), model config, training settings, epoch,
                          validation metrics
-    model.safetensors    weights (and the piece-frequency order of the output layer)
+    model.safetensors    weights, parameters in float16 (loading casts them back to float32), and the
+                         piece-frequency order of the output layer
     tokenizer/en/...     the BPEmb SentencePiece model, so loading never needs the network
     metrics.jsonl        one JSON object per epoch (the app plots it)
     README.md            the model card
-    resume/              last epoch's weights, optimiser state and counters (for ``--resume``)
+    resume/              last epoch's float32 weights, optimiser state and counters (for ``--resume``)
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ FORMAT = "latent-verse/1"
 SHIPPED = Path(__file__).resolve().parent.parent / "checkpoints" / "poetry"
 MODEL_KINDS = ("vae", "lm", "syllable-vae", "bernoulli-vae", "vrnn")  # config.json's "kind": train's --model
 MODEL_CLASSES = {"vrnn": (VRNN, VRNNConfig)}  # by kind; every other kind is a sentence VAE
+STORED_DTYPE = torch.float16  # parameters on disk: half the bytes, no measured figure moves
 
 
 class CheckpointError(ValueError):
@@ -93,11 +95,25 @@ def copy_tokenizer(source_dir: Path, directory: Path) -> None:
         _atomic(dst, lambda tmp: shutil.copyfile(src, tmp))
 
 
+def stored_state(model: SentenceVAE | VRNN) -> dict[str, torch.Tensor]:
+    """The weights as ``save_model`` writes them: floating-point parameters in ``STORED_DTYPE`` unless
+    a value is out of its range; buffers (batch-norm running statistics, which the model divides by,
+    and integer ones) as they are."""
+    parameters = {name for name, _ in model.named_parameters(remove_duplicate=False)}
+    state = model.state_dict()
+    for key, value in state.items():
+        if key in parameters and value.is_floating_point():
+            stored = value.to(STORED_DTYPE)
+            if torch.isfinite(stored).all():
+                state[key] = stored
+    return state
+
+
 def save_model(directory: Path, model: SentenceVAE | VRNN, info: dict) -> None:
-    """Write weights, then ``config.json`` (model config + ``info``, whose ``kind`` says which model
-    class loads it) into ``directory``."""
+    """Write weights (see ``stored_state``), then ``config.json`` (model config + ``info``, whose
+    ``kind`` says which model class loads it) into ``directory``."""
     directory = Path(directory)
-    write_tensors(directory / "model.safetensors", model.state_dict())
+    write_tensors(directory / "model.safetensors", stored_state(model))
     write_json(directory / "config.json", {"format": FORMAT, "model": model.config.to_dict(), **info})
 
 

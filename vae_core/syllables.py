@@ -25,19 +25,33 @@ def rule_syllables(word: str) -> int:
     return max(1, n)
 
 
+def words(line: str) -> list[str]:
+    """The line's lower-case words (apostrophes kept: "'tis", "o'er")."""
+    return [w for w in _WORD.findall(line.lower()) if w.strip("'")]
+
+
 @lru_cache(maxsize=100_000)
-def word_syllables(word: str) -> int:
-    """Syllables of one lower-case word: the dictionary's first pronunciation, else the rule."""
+def pronunciation(word: str) -> str:
+    """The dictionary's first pronunciation of a lower-case word (also looked up without its outer
+    apostrophes), or "" when the dictionary does not know it."""
     import pronouncing  # loads the dictionary (about a second) on first use
 
     for form in (word, word.strip("'")):
         phones = pronouncing.phones_for_word(form)
         if phones:
-            return pronouncing.syllable_count(phones[0])
-    return rule_syllables(word)
+            return phones[0]
+    return ""
+
+
+@lru_cache(maxsize=100_000)
+def word_syllables(word: str) -> int:
+    """Syllables of one lower-case word: the dictionary's first pronunciation, else the rule."""
+    import pronouncing
+
+    phones = pronunciation(word)
+    return pronouncing.syllable_count(phones) if phones else rule_syllables(word)
 
 
 def count(line: str) -> int:
     """Syllables in a line (0 for a line without words)."""
-    words = (w for w in _WORD.findall(line.lower()) if w.strip("'"))
-    return sum(word_syllables(w) for w in words)
+    return sum(word_syllables(w) for w in words(line))
