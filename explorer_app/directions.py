@@ -80,6 +80,11 @@ def along(ctx: Context, z, lines: list[str], direction: directions.Direction) ->
     return [round(float(next(places)), 2) if line.strip() else float("nan") for line in lines]
 
 
+def codes(ctx: Context, z):
+    """Codes the decoder takes: a bit-vector model's probabilities are clipped to [0, 1]."""
+    return z.clamp(0, 1) if ctx.vae.bits else z
+
+
 def _use_picked(key: str) -> None:
     st.session_state[key] = "\n".join(st.session_state["map.picked"])
 
@@ -100,9 +105,9 @@ def steer(ctx: Context) -> list[dict]:
                f"One step is one spread of the corpus codes along it ({direction.spread:.2f}).")
     z = ctx.encode([line])[0][0]
     st.slider("How far (corpus spreads)", -3.0, 3.0, step=0.25, key="dir.amount")
-    here = directions.steer(z, direction, [float(s["dir.amount"])])
+    here = codes(ctx, directions.steer(z, direction, [float(s["dir.amount"])]))
     st.markdown(f"> ### {ctx.decode(here)[0] or '(empty line)'}")
-    path = directions.steer(z, direction, SWEEP)
+    path = codes(ctx, directions.steer(z, direction, SWEEP))
     decoded = ctx.decode(path)
     towards = s["dir.towards"]
     measured_name = {"word": f"has '{s['dir.word'].strip()}'", "sets": None}.get(towards, TOWARDS[towards])
@@ -130,7 +135,7 @@ def analogy(ctx: Context) -> list[dict]:
         st.info("Give three lines.")
         return []
     z = ctx.encode(lines)[0]
-    answer = directions.analogy(z[0], z[1], z[2], keep_norm=s["dir.keep_norm"])
+    answer = codes(ctx, directions.analogy(z[0], z[1], z[2], keep_norm=s["dir.keep_norm"]))
     decoded = ctx.decode(answer)[0]
     st.markdown(f"> ### is to {decoded or '(empty line)'}")
     index, score = ctx.projection.code_index.nearest(answer, 5, measure="csls")

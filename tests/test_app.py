@@ -494,3 +494,14 @@ def test_what_the_code_knows_beats_knowing_nothing_for_length(app):
     table = frames(at)[0].set_index("property")
     assert table.loc["words", "probe"] > table.loc["words", "baseline"] + 0.1
     assert len(at.get("plotly_chart")) == 1  # the correlation heatmap
+
+
+def test_directions_work_per_bit_on_the_bit_vector_model(tmp_path, monkeypatch):
+    (tmp_path / "poetry-bits").symlink_to(ckpt.SHIPPED.parent / "poetry-bits", target_is_directory=True)
+    monkeypatch.setenv("LATENT_VERSE_CHECKPOINTS", str(tmp_path))
+    at = open_tab(AppTest.from_file(APP, default_timeout=120).run(), "Directions")
+    at.slider(key="dir.amount").set_value(3.0).run()  # far enough to push probabilities past 1: clipped
+    no_exceptions(at)
+    assert not at.error and len(frames(at)[0]) == 7
+    at.radio(key="dir.view").set_value("Sweep the dimensions").run()
+    assert list(frames(at)[0].columns[2:]) == ["0", "1"] and any("0 or 1" in c.value for c in at.caption)
