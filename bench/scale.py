@@ -1,9 +1,9 @@
 """A map of a million lines on this machine: the training lines plus lines decoded from the shipped
 model's prior, mapped with the layout fitted on a sample and the rest placed, then opened in the
 explorer in headless Chromium, searched, and queried for nearest lines through the approximate
-(NNDescent) code index against an exhaustive search.
+(inverted lists) code index against an exhaustive search.
 
-    python bench/scale.py --work /tmp/latent-verse-scale        # about 45 minutes on 2 cores
+    python bench/scale.py --work /tmp/latent-verse-scale        # about an hour on 2 cores, half of it decoding
 
 The decoded lines are kept in the work folder, so a second run maps them again without decoding.
 Prints one JSON object per figure.
@@ -118,7 +118,8 @@ def main() -> None:
         report(f"scale: search {pattern!r} ({len(found):,} matches)", time.perf_counter() - start, "s", budget=1.0)
     start = time.perf_counter()
     approximate = recall.CodeIndex(projection.codes, hubness=projection.hubness, approximate=True)
-    report("scale: build the approximate code index (NNDescent)", time.perf_counter() - start, "s")
+    report("scale: build the approximate code index again (inverted lists; the map stores them)",
+           time.perf_counter() - start, "s")
     exact = recall.CodeIndex(projection.codes, hubness=projection.hubness, approximate=False)
     queries = vae.mu(read_lines(ROOT / "data" / "poetry" / "test.txt")[:200])
     for name, index in (("approximate", approximate), ("exhaustive", exact)):
