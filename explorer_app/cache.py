@@ -21,6 +21,7 @@ import streamlit as st
 import vae_core
 from vae_core.checkpoint import SHIPPED, CheckpointError, read_json
 from vae_core.projection import CATEGORICAL, NUMERIC, Projection
+from vae_core.properties import encode_categories
 
 
 def checkpoints_root() -> Path:
@@ -170,8 +171,7 @@ def search(path: str, pattern: str, regex: bool) -> np.ndarray:
 @st.cache_data(max_entries=16, show_spinner="Placing your lines on the map…")
 def place_upload(path: str, lines: tuple[str, ...]) -> np.ndarray:
     """Map coordinates of an uploaded file's lines (posterior means, placed on the fixed layout)."""
-    mu = np.concatenate([encode(path, lines[i: i + 2048], True, 0)[1] for i in range(0, len(lines), 2048)])
-    return load_projection(path).place(mu).numpy()
+    return load_projection(path).place(encode(path, lines, True, 0)[1]).numpy()
 
 
 @st.cache_resource(show_spinner=False)
@@ -210,17 +210,12 @@ def map_files(path: str) -> str:
 
 
 def _shown_categories(codes: np.ndarray, names: list[str], top: int) -> dict:
-    """Codes renumbered to the ``top`` most frequent categories (most frequent first) and "other"."""
-    counts = np.bincount(codes, minlength=len(names))
-    ranked = [i for i in np.argsort(-counts, kind="stable") if counts[i] and names[i] != "other"]
-    order = np.array(ranked[:top], dtype=int)
-    lookup = np.full(len(names), len(order))
-    lookup[order] = np.arange(len(order))
-    shown, sizes = [names[i] or "(unknown)" for i in order], counts[order].tolist()
-    if counts.sum() > counts[order].sum():
-        shown.append("other")
-        sizes.append(int(counts.sum() - counts[order].sum()))
-    return {"values": lookup[codes].tolist(), "names": shown, "counts": sizes}
+    """A categorical field as the browser colours it: the ``top`` most frequent categories by name,
+    most frequent first, the rest as "other", and each one's number of lines."""
+    values = np.asarray([name or "(unknown)" for name in names])[codes]
+    shown, shown_names = encode_categories(values, top=top)
+    return {"values": shown.tolist(), "names": shown_names,
+            "counts": np.bincount(shown, minlength=len(shown_names)).tolist()}
 
 
 def mask(indices: np.ndarray, n: int) -> str:

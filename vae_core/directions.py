@@ -29,6 +29,7 @@ from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits
 
 from . import properties
+from .recall import as_codes
 from .syllables import words
 
 MAX_LINES = 20_000  # corpus lines a direction or probe is fitted on (a seeded sample of the rest)
@@ -87,9 +88,9 @@ def direction(codes_a, codes_b, probe: bool = False, seed: int = 0, corpus_codes
     vector returned is fitted on all the codes; its spread is measured on ``corpus_codes`` (the codes
     it will steer among), or on the two sets together.
     """
-    a = _codes("codes_a", codes_a)
-    b = _codes("codes_b", codes_b, width=a.shape[1])
-    corpus = torch.cat([a, b]) if corpus_codes is None else _codes("corpus_codes", corpus_codes, width=a.shape[1])
+    a = as_codes("codes_a", codes_a)
+    b = as_codes("codes_b", codes_b, width=a.shape[1])
+    corpus = torch.cat([a, b]) if corpus_codes is None else as_codes("corpus_codes", corpus_codes, width=a.shape[1])
     return _separating(a, b, probe, seed, corpus, name or ("probe" if probe else "mean difference"))
 
 
@@ -106,7 +107,7 @@ def direction_for(corpus, prop: str, value=None, probe: bool = False, seed: int 
     At most ``max_lines`` lines (a seeded sample) are fitted on, and at most half as many from each
     side of a two-set property, so it takes well under a second on the whole map.
     """
-    codes = _codes("corpus.codes", corpus.codes)
+    codes = as_codes("corpus.codes", corpus.codes)
     if len(codes) < MIN_LINES:
         raise ValueError(f"a direction needs a corpus of at least {MIN_LINES} lines, got {len(codes)}")
     max_lines = _count("max_lines", max_lines, minimum=MIN_LINES)
@@ -217,8 +218,8 @@ def analogy(a, b, c, keep_norm: bool = False) -> torch.Tensor:
     shell that slerp keeps to), so the answer stays as typical a code as c is. a == b gives c
     either way.
     """
-    c = _codes("c", c)
-    a, b = _codes("a", a, width=c.shape[1]), _codes("b", b, width=c.shape[1])
+    c = as_codes("c", c)
+    a, b = as_codes("a", a, width=c.shape[1]), as_codes("b", b, width=c.shape[1])
     try:
         answer = c + (b - a)
     except RuntimeError as err:
@@ -242,7 +243,7 @@ def traverse(z, dim: int, values) -> torch.Tensor:
 def dimension_spread(codes) -> torch.Tensor:
     """Each dimension's standard deviation over the corpus codes ``[N, nz]``: ``[nz]``. (Its square is
     the activity that counts active units: a dimension the encoder ignores has spread 0.)"""
-    codes = _codes("codes", codes)
+    codes = as_codes("codes", codes)
     if len(codes) < 2:
         raise ValueError(f"a spread needs at least 2 codes, got {len(codes)}")
     return codes.std(dim=0)
@@ -368,7 +369,7 @@ def dimension_correlations(corpus, seed: int = 0, max_lines: int = MAX_LINES) ->
 
 def _fitting_sample(corpus, seed: int, max_lines: int) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
     """A seeded sample of at most ``max_lines`` of the corpus's codes and fields."""
-    codes = _codes("corpus.codes", corpus.codes)
+    codes = as_codes("corpus.codes", corpus.codes)
     if len(codes) < MIN_LINES:
         raise ValueError(f"a probe needs a corpus of at least {MIN_LINES} lines, got {len(codes)}")
     if not corpus.fields:
@@ -463,30 +464,9 @@ def _field(corpus, prop: str, n: int) -> np.ndarray:
     return values
 
 
-def _codes(name: str, value, width: int | None = None) -> torch.Tensor:
-    """``value`` (a tensor, array or nested list) as finite float codes ``[N, nz]``, at least one; one
-    code ``[nz]`` becomes one row."""
-    try:
-        codes = torch.as_tensor(np.asarray(value, dtype=np.float32) if not torch.is_tensor(value) else value)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{name} must be real codes [N, nz], got {type(value).__name__}") from err
-    if codes.is_complex() or codes.dtype == torch.bool:
-        raise ValueError(f"{name} must be real codes [N, nz], got {codes.dtype}")
-    codes = codes.float()
-    if codes.dim() == 1:
-        codes = codes.unsqueeze(0)
-    if codes.dim() != 2 or len(codes) == 0 or codes.size(1) == 0:
-        raise ValueError(f"{name} must be one or more codes [N, nz], got shape {list(codes.shape)}")
-    if width is not None and codes.size(1) != width:
-        raise ValueError(f"{name} has codes of width {codes.size(1)}, expected {width}")
-    if not torch.isfinite(codes).all():
-        raise ValueError(f"{name} holds NaN or infinite values")
-    return codes
-
-
 def _code(name: str, value, width: int | None = None) -> torch.Tensor:
     """``value`` as one code ``[nz]`` (``[nz]`` or ``[1, nz]`` given)."""
-    codes = _codes(name, value, width)
+    codes = as_codes(name, value, width)
     if len(codes) != 1:
         raise ValueError(f"{name} must be one code, got {len(codes)}")
     return codes[0]

@@ -304,9 +304,11 @@ def encode_corpus(sampler, lines: list[str], progress: bool = True) -> torch.Ten
     return torch.cat(parts) if parts else torch.empty(0, sampler.nz)
 
 
-def reconstruction_f1(sampler, lines: list[str], codes: torch.Tensor, progress: bool = True) -> np.ndarray:
-    """Unigram F1 of each line's greedy decoding of its posterior mean against the line."""
-    syllables = properties.line_properties(lines)["syllables"] if sampler.condition == "syllables" else None
+def reconstruction_f1(sampler, lines: list[str], codes: torch.Tensor, syllables: np.ndarray,
+                      progress: bool = True) -> np.ndarray:
+    """Unigram F1 of each line's greedy decoding of its posterior mean against the line (a model
+    conditioned on syllables is given each line's own count)."""
+    syllables = syllables if sampler.condition == "syllables" else None
     f1 = np.zeros(len(lines), dtype=np.float32)
     for i in tqdm(range(0, len(lines), CHUNK), desc="reconstructing", disable=not progress, unit="chunk"):
         options = {} if syllables is None else {"syllables": syllables[i: i + CHUNK].tolist()}
@@ -338,10 +340,11 @@ def layout(codes: torch.Tensor, config: MapConfig) -> torch.Tensor:
 def build(sampler, sources: list[dict], config: MapConfig | None = None, progress: bool = True) -> Projection:
     """Encode every line of ``sources``, measure its properties, lay the codes out and name regions."""
     config = config or MapConfig()
-    lines = read_sources(sources)
+    parts = [read_lines(s["path"]) for s in sources]
+    lines = [line for part in parts for line in part]
     if len(lines) < 10:
         raise ValueError(f"a map needs at least 10 lines, the data has {len(lines)}")
-    sources = [{**s, "lines": len(read_lines(s["path"]))} for s in sources]
+    sources = [{**s, "lines": len(part)} for s, part in zip(sources, parts)]
     codes = encode_corpus(sampler, lines, progress)
     measured = properties.line_properties(lines, sampler.tokenizer)
     fields = {name: measured[name] for name in ("pieces", "words", "syllables")}
@@ -352,7 +355,7 @@ def build(sampler, sources: list[dict], config: MapConfig | None = None, progres
     fields["split"], names["split"] = properties.encode_categories(splits)
     fields["code_norm"] = codes.norm(dim=1).numpy()
     if config.reconstruct:
-        fields["recon_f1"] = reconstruction_f1(sampler, lines, codes, progress)
+        fields["recon_f1"] = reconstruction_f1(sampler, lines, codes, measured["syllables"], progress)
     xy = layout(codes, config)
     k = min(config.regions, len(lines))
     fields["region"] = regions.cluster((codes if config.regions_on == "codes" else xy).numpy(), k, config.seed)

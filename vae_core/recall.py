@@ -111,24 +111,26 @@ class WordIndex:
         return index
 
 
-def _as_codes(name: str, value, width: int | None = None) -> torch.Tensor:
-    """``value`` (tensor, array or nested list) as finite float32 rows ``[N, width]``; a single
-    ``[width]`` vector becomes one row."""
+def as_codes(name: str, value, width: int | None = None) -> torch.Tensor:
+    """``value`` (a tensor, array or nested list) as finite float32 codes ``[N, nz]``, at least one;
+    one code ``[nz]`` becomes one row. Anything else is a ValueError that says what is wrong."""
     try:
-        rows = torch.as_tensor(np.asarray(value, dtype=np.float32) if not torch.is_tensor(value) else value)
+        codes = torch.as_tensor(np.asarray(value, dtype=np.float32) if not torch.is_tensor(value) else value)
     except (TypeError, ValueError, RuntimeError) as err:
-        raise ValueError(f"{name} must be a real [N, nz] tensor or array: {err}") from err
-    if rows.is_complex():
-        raise ValueError(f"{name} must be real, got complex values")
-    rows = rows.detach().float().cpu()
-    if rows.dim() == 1 and width is not None and rows.numel() == width:
-        rows = rows.unsqueeze(0)
-    if rows.dim() != 2 or (width is not None and rows.size(1) != width):
-        want = f"[N, {width}]" if width is not None else "[N, nz]"
-        raise ValueError(f"{name} must have shape {want}, got {list(rows.shape)}")
-    if not torch.isfinite(rows).all():
+        raise ValueError(f"{name} must be real codes [N, nz], got {type(value).__name__}") from err
+    if codes.is_complex() or codes.dtype == torch.bool:
+        raise ValueError(f"{name} must be real codes [N, nz], got {codes.dtype}")
+    codes = codes.detach().float().cpu()
+    if codes.dim() == 1:
+        codes = codes.unsqueeze(0)
+    if codes.dim() != 2 or len(codes) == 0 or codes.size(1) == 0:
+        raise ValueError(f"{name} must be one or more codes [N, nz] (at least one), got shape {list(codes.shape)}")
+    if width is not None and codes.size(1) != width:
+        raise ValueError(f"{name} must have shape [N, {width}]: it has codes of width {codes.size(1)}, "
+                         f"expected {width}")
+    if not torch.isfinite(codes).all():
         raise ValueError(f"{name} holds NaN or infinite values")
-    return rows
+    return codes
 
 
 class CodeIndex:
@@ -144,7 +146,7 @@ class CodeIndex:
 
     def __init__(self, codes, hubness=None, approximate: bool | None = None, lists: InvertedLists | None = None,
                  seed: int = 0):
-        self.codes = _as_codes("codes", codes)
+        self.codes = as_codes("codes", codes)
         if len(self.codes) == 0:
             raise ValueError("CodeIndex needs at least one corpus code")
         self.unit = F.normalize(self.codes, dim=1)  # a zero code stays zero: cosine 0 to everything
@@ -176,7 +178,7 @@ class CodeIndex:
             raise ValueError(f"measure must be one of {MEASURES}, got {measure!r}")
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k <= len(self):
             raise ValueError(f"k must be an integer from 1 to the corpus size {len(self)}, got {k!r}")
-        z = _as_codes("z", z, self.nz)
+        z = as_codes("z", z, self.nz)
         if self.lists is not None and measure != "euclidean":
             score, index = self._approximate(F.normalize(z, dim=1), int(k), measure)
         else:
