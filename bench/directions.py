@@ -4,7 +4,8 @@ step and a grid of the busiest dimensions cost, and what a linear probe reads fr
 
 The directions are fitted on a seeded sample of the training lines. The syllable-conditioned model
 (``checkpoints/poetry-syllables``) decodes each line with its own syllable count as the condition,
-so what moves is the direction's doing, not the condition's.
+so what moves is the direction's doing, not the condition's; along syllables it is also steered with
+the condition moved with the code, as the explorer steers it.
 
     python bench/directions.py                    # 20,000 corpus lines
     python bench/directions.py --corpus 5000      # quicker
@@ -58,7 +59,10 @@ def timed(fn, repeats: int = 5) -> float:
 
 
 def steering(sampler, corpus: D.Corpus, test: list[str], checkpoint: str) -> None:
-    """Mean words, pieces and syllables of the test lines' decodings steered by each of ``AMOUNTS``."""
+    """Mean words, pieces and syllables of the test lines' decodings steered by each of ``AMOUNTS``.
+    A syllable-conditioned model is steered twice along syllables: with each line's own count as its
+    condition ("code only"), and with the condition moved with the code (``steer_counts``), as the
+    explorer does."""
     z = sampler.mu(test)
     own = [count(line) for line in test]
     for prop in ("words", "syllables"):
@@ -66,14 +70,20 @@ def steering(sampler, corpus: D.Corpus, test: list[str], checkpoint: str) -> Non
         report(f"{checkpoint}: {prop} direction, held-out {direction.score_name}", direction.score,
                direction.score_name, spread=round(direction.spread, 3))
         steered = torch.cat([D.steer(code, direction, AMOUNTS) for code in z])  # code by code, amount by amount
-        options = {"syllables": [n for n in own for _ in AMOUNTS]} if sampler.condition else {}
-        lines = np.array(sampler.beam(steered, width=WIDTH, **options)).reshape(len(test), len(AMOUNTS))
-        for j, amount in enumerate(AMOUNTS):
-            decoded = lines[:, j].tolist()
-            report(f"{checkpoint}: steer along {prop} by {amount:+g} spreads, mean decoded words",
-                   float(np.mean([len(words(line)) for line in decoded])), "words",
-                   pieces=round(float(np.mean([len(ids) for ids in sampler.tokenizer.encode(decoded)])), 2),
-                   syllables=round(float(np.mean([count(line) for line in decoded])), 2))
+        ways = {"": {}}
+        if sampler.condition:
+            ways = {" (code only)": {"syllables": [n for n in own for _ in AMOUNTS]}}
+            if prop == "syllables":
+                moved = [c for n in own for c in D.steer_counts(n, corpus, AMOUNTS)]
+                ways[" (code and condition)"] = {"syllables": moved}
+        for way, options in ways.items():
+            lines = np.array(sampler.beam(steered, width=WIDTH, **options)).reshape(len(test), len(AMOUNTS))
+            for j, amount in enumerate(AMOUNTS):
+                decoded = lines[:, j].tolist()
+                report(f"{checkpoint}: steer along {prop}{way} by {amount:+g} spreads, mean decoded words",
+                       float(np.mean([len(words(line)) for line in decoded])), "words",
+                       pieces=round(float(np.mean([len(ids) for ids in sampler.tokenizer.encode(decoded)])), 2),
+                       syllables=round(float(np.mean([count(line) for line in decoded])), 2))
 
 
 def costs(sampler, corpus: D.Corpus, line: str, checkpoint: str) -> None:

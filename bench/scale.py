@@ -3,7 +3,7 @@ model's prior, mapped with the layout fitted on a sample and the rest placed, th
 explorer in headless Chromium, searched, and queried for nearest lines through the approximate
 (inverted lists) code index against an exhaustive search.
 
-    python bench/scale.py --work /tmp/latent-verse-scale        # about an hour on 2 cores, half of it decoding
+    python bench/scale.py --work runs/scale        # about an hour on 2 cores, half of it decoding
 
 The decoded lines are kept in the work folder, so a second run maps them again without decoding.
 Prints one JSON object per figure.
@@ -96,10 +96,10 @@ def open_in_browser(checkpoints: Path, port: int = 8596) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work", default="/tmp/latent-verse-scale", help="folder for the lines and the map")
+    parser.add_argument("--work", default="runs/scale", help="folder for the lines and the map (default: runs/scale)")
     parser.add_argument("--lines", type=int, default=1_000_000, help="lines on the map")
     args = parser.parse_args()
-    work = Path(args.work)
+    work = Path(args.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     vae = vae_core.load()

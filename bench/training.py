@@ -32,8 +32,11 @@ from vae_core import checkpoint as ckpt  # noqa: E402
 from vae_core import cli  # noqa: E402
 from vae_core.data import Corpus, read_lines  # noqa: E402
 from vae_core.model import ModelConfig, SentenceVAE  # noqa: E402
+from vae_core.run_state import Run  # noqa: E402
 from vae_core.tokenizer import Tokenizer  # noqa: E402
-from vae_core.train import MODEL_FIELDS, Run, TrainConfig, train, train_parallel, train_share  # noqa: E402
+from vae_core.train import train, train_share  # noqa: E402
+from vae_core.train_config import MODEL_FIELDS, TrainConfig  # noqa: E402
+from vae_core.workers import train_parallel  # noqa: E402
 
 BATCHES, BATCH_SIZE, TURN = 122, 64, 60
 
@@ -102,13 +105,17 @@ def textbook_step(model: PaddedVAE):
 
 
 def trainer_step(cfg: TrainConfig, model: SentenceVAE, device: torch.device):
-    """The trainer's own steps (``vae_core.train.train_share``, or with ``cfg.workers`` above 1 its forked
-    workers, ``train_parallel``) at full KL weight."""
+    """The trainer's own steps (``vae_core.train.train_share``, or with ``cfg.workers`` above 1 in its forked
+    workers, ``vae_core.workers.train_parallel``) at full KL weight."""
     run = Run(cfg, model, device)
     model.train()
+
+    def share(corpus, chunk, rank=0):
+        return train_share(run, corpus, chunk, math.inf, None, lambda step: 1.0, False, rank)
+
     if cfg.workers > 1:
-        return lambda corpus, chunk: train_parallel(run, corpus, chunk, math.inf, lambda step: 1.0, False)
-    return lambda corpus, chunk: train_share(run, corpus, chunk, math.inf, None, lambda step: 1.0, False)
+        return lambda corpus, chunk: train_parallel(run, lambda rank: share(corpus, chunk, rank))
+    return share
 
 
 def lstm_step(model: SentenceVAE):

@@ -26,14 +26,20 @@ from explorer_app import (  # noqa: E402
     sidebar,
     state,
 )
-from explorer_app.widgets import Context  # noqa: E402
+from explorer_app.widgets import Context, apologise  # noqa: E402
 from vae_core import CheckpointError  # noqa: E402
+from vae_core.projection import CATEGORICAL, NUMERIC  # noqa: E402
+from vae_core.sampler import INTERPOLATIONS, METHODS  # noqa: E402
 
 TABS = {"Lines": lines, "Interpolate": interpolate, "Neighbours": neighbours, "Sample": sample,
         "Directions": directions, "Model": model_card}
+CHOICES = {"tab": list(TABS), "settings.checkpoint": cache.checkpoint_names(), "settings.method": METHODS,
+           "settings.encode": ("mean", "sample"), "interp.method": INTERPOLATIONS, "dir.view": directions.VIEWS,
+           "dir.towards": list(directions.TOWARDS), "map.colour": ["", *NUMERIC, *CATEGORICAL]}
 
 st.set_page_config(page_title="Latent Verse", page_icon="🪶", layout="wide")
-state.init()
+state.init(CHOICES)
+state.notice()
 settings = sidebar.render()
 try:
     path = cache.checkpoint_path(settings.checkpoint)
@@ -47,8 +53,6 @@ except CheckpointError:
     projection = None
 ctx = Context(settings.checkpoint, path, vae, projection, settings)
 
-if st.session_state["tab"] not in TABS:  # a shared link with an unknown tab name
-    st.session_state["tab"] = state.DEFAULTS["tab"]
 work, side = st.columns([4, 3], gap="large")
 layers = []
 with work:
@@ -60,6 +64,11 @@ with work:
                     layers = module.render(ctx)
                 except ValueError as err:
                     st.error(str(err))
+                except Exception:  # the page keeps working whatever went wrong
+                    apologise(f"the {module.__name__.rsplit('.', 1)[-1]} tab")
 with side:
-    latent_map.render(ctx, layers)
+    try:
+        latent_map.render(ctx, layers)
+    except Exception:
+        apologise("the map")
 state.sync_url()

@@ -19,24 +19,26 @@ import numpy as np
 import streamlit as st
 
 import vae_core
-from vae_core.checkpoint import SHIPPED, CheckpointError, read_json
+from vae_core.checkpoint import CheckpointError, read_json, shipped_root
 from vae_core.projection import CATEGORICAL, NUMERIC, Projection
 from vae_core.properties import encode_categories
 
-
-def checkpoints_root() -> Path:
-    """Where the picker looks: ``$LATENT_VERSE_CHECKPOINTS``, else the shipped model's folder."""
-    return Path(os.environ.get("LATENT_VERSE_CHECKPOINTS", SHIPPED.parent))
-
+OPEN_CHECKPOINTS = 6  # checkpoints whose model, map and memos stay in memory (the least recently used go)
 
 def checkpoint_names() -> list[str]:
-    """Every directory under ``checkpoints/`` that looks like a checkpoint (has a config.json)."""
-    return sorted(p.name for p in checkpoints_root().iterdir() if (p / "config.json").is_file())
+    """Every directory under ``shipped_root()`` (``$LATENT_VERSE_CHECKPOINTS``, else the repository's
+    ``checkpoints/``) that looks like a checkpoint (has a config.json); none if that folder is missing."""
+    root = shipped_root()
+    return sorted(p.name for p in root.iterdir() if (p / "config.json").is_file()) if root.is_dir() else []
 
 
 def checkpoint_path(name: str) -> str:
-    """The checkpoint's resolved directory: the key every cached loader and result is stored under."""
-    return str((checkpoints_root() / name).resolve())
+    """The checkpoint's resolved directory: the key every cached loader and result is stored under.
+    Only a listed checkpoint (a folder directly in the checkpoints folder) is opened: a name from a
+    link could hold ``..`` or an absolute path."""
+    if Path(name).name != name or name not in checkpoint_names():
+        raise CheckpointError("it is not one of the listed checkpoints")
+    return str((shipped_root() / name).resolve())
 
 
 def _config(path: str) -> dict:
@@ -59,12 +61,12 @@ def kind(path: str) -> str:
     return str(_config(path).get("kind", ""))
 
 
-@st.cache_resource(show_spinner="Loading the model…")
+@st.cache_resource(max_entries=OPEN_CHECKPOINTS, show_spinner="Loading the model…")
 def load_sampler(path: str) -> vae_core.Sampler:
     return vae_core.load(path)
 
 
-@st.cache_resource(show_spinner="Loading the map…")
+@st.cache_resource(max_entries=OPEN_CHECKPOINTS, show_spinner="Loading the map…")
 def load_projection(path: str) -> Projection:
     return Projection.load(Path(path))
 
@@ -93,7 +95,7 @@ class RowMemo:
         return [found[key] for key in keys]
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(max_entries=OPEN_CHECKPOINTS, show_spinner=False)
 def memo(path: str) -> RowMemo:
     """The row memo of one checkpoint, shared by every browser session."""
     return RowMemo()
@@ -122,19 +124,29 @@ def _encode_sampled(path: str, lines: tuple[str, ...], seed: int):
     return z.numpy(), mu.numpy(), std.numpy()
 
 
-def decode(path: str, z: np.ndarray, method: str, options: tuple) -> list[str]:
-    """Decoded lines for the rows of the float32 array ``z``."""
+def decode(path: str, z: np.ndarray, method: str, options: tuple, syllables: tuple | None = None) -> list[str]:
+    """Decoded lines for the rows of the float32 array ``z`` (``syllables``: one requested count per
+    row, for a syllable-conditioned model, in place of the one count ``options`` may hold)."""
     if method == "sample":
-        return _decode_sampled(path, z, options)
-    return memo(path)([(method, options, row.tobytes()) for row in z],
+        return _decode_sampled(path, z, options, syllables)
+    counts = syllables or (None,) * len(z)
+    return memo(path)([(method, options, count, row.tobytes()) for count, row in zip(counts, z)],
                       lambda keys: load_sampler(path).decode(
-                          np.stack([np.frombuffer(row, dtype=np.float32) for _, _, row in keys]), method,
-                          **dict(options)))
+                          np.stack([np.frombuffer(row, dtype=np.float32) for *_, row in keys]), method,
+                          **_per_row(options, [count for _, _, count, _ in keys])))
+
+
+def _per_row(options: tuple, counts: list) -> dict:
+    """Decoding options with each row's own syllable count, where rows have one."""
+    options = dict(options)
+    if counts and counts[0] is not None:
+        options["syllables"] = counts
+    return options
 
 
 @st.cache_data(max_entries=1024, show_spinner=False)
-def _decode_sampled(path: str, z, options: tuple) -> list[str]:
-    return load_sampler(path).decode(z, "sample", **dict(options))
+def _decode_sampled(path: str, z, options: tuple, syllables: tuple | None) -> list[str]:
+    return load_sampler(path).decode(z, "sample", **_per_row(options, list(syllables or ())))
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
@@ -187,7 +199,7 @@ def frontend_dir() -> Path:
     return folder
 
 
-@st.cache_resource(show_spinner="Preparing the map…")
+@st.cache_resource(max_entries=OPEN_CHECKPOINTS, show_spinner="Preparing the map…")
 def map_files(path: str) -> str:
     """Write a map's corpus files for the browser; returns their common name, unique to the map."""
     projection = load_projection(path)
@@ -247,7 +259,7 @@ def dimension_effects(path: str, line: str, method: str, options: tuple):
                    scale=dimension_spread(codes), **dict(options))
 
 
-@st.cache_resource(show_spinner="Probing what the code knows…")
+@st.cache_resource(max_entries=OPEN_CHECKPOINTS, show_spinner="Probing what the code knows…")
 def probes(path: str):
     """The probe table and each dimension's correlation with each property, over the corpus map."""
     from vae_core.directions import dimension_correlations, probe_table
@@ -256,7 +268,7 @@ def probes(path: str):
     return probe_table(projection), dimension_correlations(projection)
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(max_entries=OPEN_CHECKPOINTS, show_spinner=False)
 def kl_per_dimension(path: str):
     """Mean KL of each latent dimension over the map's first 300 corpus lines."""
     return load_sampler(path).posterior(load_projection(path).lines[:300]).kl().mean(dim=0)

@@ -11,7 +11,7 @@ from vae_core import directions, syllables
 from vae_core.evaluate import unigram_f1
 from vae_core.properties import words
 
-from . import cache, charts
+from . import cache, charts, state
 from .widgets import Context, needs_sentence_code, results_table, split_lines
 
 VIEWS = ("Steer", "Analogy", "Sweep the dimensions", "What the code knows")
@@ -104,14 +104,24 @@ def steer(ctx: Context) -> list[dict]:
     st.caption(f"Direction: {direction.name}; held-out {direction.score_name} {direction.score:.2f} ({scale}). "
                f"One step is one spread of the corpus codes along it ({direction.spread:.2f}).")
     z = ctx.encode([line])[0][0]
-    st.slider("How far (corpus spreads)", -3.0, 3.0, step=0.25, key="dir.amount")
-    here = codes(ctx, directions.steer(z, direction, [float(s["dir.amount"])]))
-    st.markdown(f"> ### {ctx.decode(here)[0] or '(empty line)'}")
+    st.slider("How far (corpus spreads)", *state.RANGES["dir.amount"], step=0.25, key="dir.amount")
+    towards, amount = s["dir.towards"], float(s["dir.amount"])
+    counts = {}
+    if towards == "syllables" and ctx.vae.condition == "syllables":
+        own = syllables.count(line)
+        counts = {"here": directions.steer_counts(own, ctx.projection, [amount]),
+                  "path": directions.steer_counts(own, ctx.projection, SWEEP)}
+        st.caption(f"This model takes the syllable count as a condition, so the count it is asked for moves "
+                   f"with the code: {counts['here'][0]} here (the line has {own}; the sidebar's count is not used).")
+    here = codes(ctx, directions.steer(z, direction, [amount]))
+    here_line = ctx.decode(here, syllables=counts.get("here"))[0]
+    st.markdown(f"> ### {here_line or '(empty line)'}")
     path = codes(ctx, directions.steer(z, direction, SWEEP))
-    decoded = ctx.decode(path)
-    towards = s["dir.towards"]
+    decoded = ctx.decode(path, syllables=counts.get("path"))
     measured_name = {"word": f"has '{s['dir.word'].strip()}'", "sets": None}.get(towards, TOWARDS[towards])
     frame = pd.DataFrame({"amount": SWEEP, "line": decoded})
+    if counts:
+        frame["syllables asked for"] = counts["path"]
     if measured_name:
         frame[measured_name] = measure(towards, line, decoded, ctx)
     frame["decoded line's place along it"] = along(ctx, z, decoded, direction)
@@ -119,7 +129,7 @@ def steer(ctx: Context) -> list[dict]:
     st.caption("The last column re-encodes each decoded line and measures where it lies along the direction: "
                "if it rises with the amount, the decoder kept the move.")
     return [{"name": "steered", "kind": "homotopy", "lines": decoded, "xy": ctx.place(path)},
-            {"name": "slider", "kind": "position", "lines": [ctx.decode(here)[0]], "xy": ctx.place(here)}]
+            {"name": "slider", "kind": "position", "lines": [here_line], "xy": ctx.place(here)}]
 
 
 def analogy(ctx: Context) -> list[dict]:
@@ -149,6 +159,7 @@ def analogy(ctx: Context) -> list[dict]:
 def sweep(ctx: Context) -> list[dict]:
     s = st.session_state
     st.text_input("Line", key="dir.line", max_chars=1000)
+    s["dir.dims"] = min(s["dir.dims"], ctx.vae.nz)  # a link may ask for more dimensions than the code has
     st.slider("Dimensions shown (those that change the line most first)", 1, ctx.vae.nz, key="dir.dims")
     line = s["dir.line"].strip()
     if not line:

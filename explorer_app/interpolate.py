@@ -7,6 +7,7 @@ import streamlit as st
 
 from vae_core.sampler import INTERPOLATIONS, first_appearances
 
+from . import state
 from .widgets import Context, needs_sentence_code, results_table
 
 SLIDER_STEPS = 100  # resolution of the live slider
@@ -35,7 +36,7 @@ def render(ctx: Context) -> list[dict]:
         st.info("Give two lines to walk between.")
         return []
     c1, c2, c3 = st.columns(3)
-    c1.number_input("Steps", 1, 50, key="interp.steps")
+    c1.number_input("Steps", *state.RANGES["interp.steps"], key="interp.steps")
     if ctx.vae.bits:
         method = "linear"
         c2.caption("Path: linear between the two lines' bit probabilities; a bit flips where its "
@@ -48,7 +49,7 @@ def render(ctx: Context) -> list[dict]:
     c3.toggle("Distinct lines only", key="interp.distinct")
     z, _, _ = ctx.encode([a, b])
     fine = ctx.vae.interpolate(z[0], z[1], SLIDER_STEPS, method)
-    st.slider("Position between the two lines", 0.0, 1.0, step=1 / SLIDER_STEPS, key="interp.t")
+    st.slider("Position between the two lines", *state.RANGES["interp.t"], step=1 / SLIDER_STEPS, key="interp.t")
     here = fine[round(st.session_state["interp.t"] * SLIDER_STEPS)]
     st.markdown(f"> ### {ctx.decode(here.unsqueeze(0))[0] or '(empty line)'}")
 

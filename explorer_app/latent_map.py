@@ -27,7 +27,13 @@ def colour_fields(projection) -> list[str]:
     return [""] + [name for name in (*NUMERIC, *CATEGORICAL) if name in projection.fields]
 
 
+@st.fragment
 def render(ctx: Context, layers: list[dict]) -> None:
+    """The map panel. It is a fragment: colouring, searching, regions and uploads rerun only the
+    panel (with the layers of the tab's last run), and what changes the tabs (a pick, "Use") reruns
+    the app."""
+    if st.session_state.pop("map.rerun_app", False):
+        st.rerun()
     if needs_sentence_code(ctx, "The map"):
         return
     if ctx.projection is None:
@@ -75,13 +81,15 @@ def render(ctx: Context, layers: list[dict]) -> None:
         "status": status(projection),
     })
     picked = event_lines(event, projection)
-    if picked is not None:
+    if picked is not None and picked[:MAX_PICKED] != s["map.picked"]:
         s["map.picked"] = picked[:MAX_PICKED]
+        st.rerun()  # the tabs offer the picked lines
     if matches is not None:
         search_results(projection, matches, upload)
     region_panel(projection, regions)
     upload_panel(upload, upload_message)
     picked_panel(s["map.picked"])
+    state.sync_url()  # a rerun of the panel alone does not reach the app's own sync
 
 
 def status(projection) -> str:
@@ -121,8 +129,14 @@ def use_buttons(lines: list[str], key: str) -> None:
     for i, line in enumerate(lines):
         text, button = st.columns([5, 1])
         text.write(line)
-        button.button("Use", key=f"{key}.{i}", on_click=state.go_to, args=(line,),
+        button.button("Use", key=f"{key}.{i}", on_click=use, args=(line,),
                       help="Make this your current line in every tab")
+
+
+def use(line: str) -> None:
+    """Make ``line`` the current line, and have the whole app (not only the map) rerun to show it."""
+    state.go_to(line)
+    st.session_state["map.rerun_app"] = True
 
 
 def search_results(projection, matches: np.ndarray, upload: list[str]) -> None:
@@ -138,6 +152,8 @@ def region_panel(projection, regions: list[dict]) -> None:
     if not regions:
         return
     names = {r["region"]: f"{r['name']} ({r['lines']:,} lines)" for r in regions}
+    if st.session_state["map.region"] not in names:  # a link may name a region this map lacks
+        st.session_state["map.region"] = -1
     st.selectbox("Look inside a region", [-1, *names], key="map.region",
                  format_func=lambda r: names.get(r, "—"),
                  help="Regions are clusters of codes, named by the words that set their lines apart (c-TF-IDF)")

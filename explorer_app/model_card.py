@@ -1,15 +1,15 @@
-"""Tab 5, Model: the model card, training curves, test metrics and KL per latent dimension."""
+"""Tab 5, Model: what the test figures mean beside the LM baseline, the metrics, training curves over
+every stage, KL per latent dimension and the model card."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from vae_core.card import bar_checks, fmt
-from vae_core.checkpoint import read_metrics
+from vae_core import card
+from vae_core.checkpoint import CheckpointError, read_json, read_metrics
 
 from . import cache, charts
 from .widgets import Context
@@ -19,38 +19,41 @@ def render(ctx: Context) -> list[dict]:
     directory = Path(ctx.path)
     evaluation_file = directory / "evaluation.json"
     if evaluation_file.is_file():
-        evaluation = json.loads(evaluation_file.read_text(encoding="utf-8"))
+        try:
+            evaluation, config = read_json(evaluation_file), read_json(directory / "config.json")
+        except CheckpointError as err:
+            st.warning(f"The test figures cannot be read: {err}")
+            evaluation, config = {}, {}
         if "test" in evaluation:
-            test, baseline = evaluation["test"], evaluation.get("baseline")
+            baseline = evaluation.get("baseline")
             st.subheader("Test metrics")
-            same = {"iw_nll": "nll", "iw_nll_encoder": "nll"}  # the baseline's exact NLL beside either bound
-            rows = [(k, fmt(v), fmt((baseline or {}).get(same.get(k, k), ""))) for k, v in test.items()]
-            st.dataframe(pd.DataFrame(rows, columns=["metric", "this model", "LM baseline"]),
-                         hide_index=True, width="stretch")
-            if test.get("nz", 0) > 0 and baseline:
-                st.caption("Acceptance bar for the shipped model")
-                checks = [(criterion, value, "met" if ok else "not met")
-                          for criterion, value, ok in bar_checks(test, baseline)]
-                st.dataframe(pd.DataFrame(checks, columns=["criterion", "observed", ""]), hide_index=True,
-                             width="stretch")
+            st.markdown(" ".join(card.findings(config, evaluation)))
+            rows = [(name, value, base) for _, name, value, base in card.metric_rows(evaluation["test"], baseline)]
+            table = pd.DataFrame(rows, columns=["metric", "this model", "LM baseline"])
+            st.dataframe(table if baseline else table.drop(columns="LM baseline"), hide_index=True, width="stretch")
+            st.caption("Nats are a line's; perplexity is a BPEmb piece's.")
         control = evaluation.get("syllables")
         if control:
             st.subheader("Syllable control")
             st.caption(f"Mean absolute error between requested and produced syllable counts, beam 4 from "
-                       f"{control['n_lines']} prior codes, beside the unconditioned model decoding the same codes.")
-            st.dataframe(pd.DataFrame([("this model", fmt(control["mae"])),
-                                       (control["unconditioned"], fmt(control["mae_unconditioned"]))],
+                       f"{card.fmt(control['n_lines'])} prior codes, beside the unconditioned model decoding the "
+                       "same codes.")
+            st.dataframe(pd.DataFrame([("this model", card.fmt(control["mae"])),
+                                       (card.shown_path(control["unconditioned"]),
+                                        card.fmt(control["mae_unconditioned"]))],
                                       columns=["model", "syllable MAE"]), hide_index=True, width="stretch")
     metrics = read_metrics(directory)
     if metrics:
         st.subheader("Training")
+        if card.lost_note(metrics):
+            st.caption(card.lost_note(metrics))
         st.plotly_chart(charts.training_curves(metrics), width="stretch", key="model.curves")
     if ctx.projection is not None and ctx.vae.nz > 0:
         st.subheader("KL per latent dimension")
         st.plotly_chart(charts.kl_per_dimension(cache.kl_per_dimension(ctx.path)), width="stretch",
                         key="model.kl")
-    card = directory / "README.md"
-    if card.is_file():
+    model_card = directory / "README.md"
+    if model_card.is_file():
         with st.expander("Model card", expanded=False):
-            st.markdown(card.read_text(encoding="utf-8"))
+            st.markdown(model_card.read_text(encoding="utf-8"))
     return []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from . import state
 from .widgets import Context, needs_sentence_code, results_table
 
 
@@ -19,14 +20,14 @@ def render(ctx: Context) -> list[dict]:
     source = st.session_state["neigh.source"].strip()
     c1, c2, c3 = st.columns([3, 2, 3])
     if ctx.vae.bits:
-        c1.slider("Flip probability", 0.0, 0.5, step=0.01, key="neigh.flip",
+        c1.slider("Flip probability", *state.RANGES["neigh.flip"], step=0.01, key="neigh.flip",
                   help="Each bit of the line's code flips with this probability")
     else:
-        c1.slider("Noise scale", 0.0, 2.0, step=0.05, key="neigh.noise")
+        c1.slider("Noise scale", *state.RANGES["neigh.noise"], step=0.05, key="neigh.noise")
         c3.toggle("Scale by the line's σ", key="neigh.by_std",
                   help="Multiply the noise by the posterior standard deviation of each latent dimension, "
                        "so it spreads where the model itself is unsure about the line")
-    c2.number_input("How many", 1, 64, key="neigh.count")
+    c2.number_input("How many", *state.RANGES["neigh.count"], key="neigh.count")
     if not source:
         st.info("Give a line to vary.")
         return []

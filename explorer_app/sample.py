@@ -6,18 +6,18 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from . import cache
+from . import cache, state
 from .widgets import Context, results_table
 
 
 def render(ctx: Context) -> list[dict]:
     c1, c2 = st.columns([3, 1])
-    c1.slider("How many lines", 1, 64, key="sample.count")
+    c1.slider("How many lines", *state.RANGES["sample.count"], key="sample.count")
     c2.button("New draw", key="sample.redraw", on_click=_redraw)
     draw = st.session_state.get("sample.draw", 0)
     count = int(st.session_state["sample.count"])
     if ctx.vae.latent == "sequence":
-        st.slider("Temperature", 0.05, 2.0, step=0.05, key="sample.temperature",
+        st.slider("Temperature", *state.RANGES["sample.temperature"], step=0.05, key="sample.temperature",
                   help="Softmax temperature of every piece (the latents come from the VRNN's prior)")
         decoded = cache.generate(ctx.path, count, float(st.session_state["sample.temperature"]),
                                  ctx.settings.seed + draw, ctx.settings.max_len)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import streamlit as st
 
+from vae_core.checkpoint import shipped_root
 from vae_core.sampler import METHODS
 
 from . import cache, state
+
+log = logging.getLogger("latent_verse")
 
 
 @dataclass
@@ -36,13 +40,19 @@ class Settings:
 
 
 def render() -> Settings:
-    sidebar = st.sidebar
+    sidebar, ranges = st.sidebar, state.RANGES
     sidebar.title("Latent Verse")
     names = cache.checkpoint_names()
+    if not names:
+        log.error("no checkpoint (a folder with a config.json) in %s", shipped_root().resolve())
+        st.error("No checkpoint was found (a folder with a config.json; the server's log says where it looked): "
+                 "set LATENT_VERSE_CHECKPOINTS to a folder of checkpoints, or start the app in the repository.")
+        st.stop()
     if st.session_state["settings.checkpoint"] not in names and names:
         st.session_state["settings.checkpoint"] = names[0]
     sidebar.selectbox("Checkpoint", names, key="settings.checkpoint",
-                      help="Every directory under checkpoints/ with a config.json")
+                      help="Every directory with a config.json under checkpoints/ (or the folder "
+                           "LATENT_VERSE_CHECKPOINTS names)")
     path = cache.checkpoint_path(st.session_state["settings.checkpoint"])
     vrnn = cache.kind(path) == "vrnn"  # no sentence code: it only generates (at the Sample tab's temperature)
     if vrnn:
@@ -53,15 +63,18 @@ def render() -> Settings:
                        "beam: the likeliest whole line among several hypotheses")
     method = st.session_state["settings.method"]
     # Options of the other methods stay on the page, disabled, so users see what each method offers.
-    sidebar.slider("Temperature", 0.05, 2.0, step=0.05, key="settings.temperature", disabled=vrnn or method != "sample")
-    sidebar.slider("Top-p (nucleus)", 0.05, 1.0, step=0.05, key="settings.top_p", disabled=vrnn or method != "sample")
-    sidebar.slider("Beam width", 1, 12, key="settings.width", disabled=vrnn or method != "beam")
-    sidebar.slider("Maximum length (pieces)", 4, 64, key="settings.max_len")
+    sampling = not vrnn and method == "sample"
+    sidebar.slider("Temperature", *ranges["settings.temperature"], step=0.05, key="settings.temperature",
+                   disabled=not sampling)
+    sidebar.slider("Top-p (nucleus)", *ranges["settings.top_p"], step=0.05, key="settings.top_p", disabled=not sampling)
+    sidebar.slider("Beam width", *ranges["settings.width"], key="settings.width", disabled=vrnn or method != "beam")
+    sidebar.slider("Maximum length (pieces)", *ranges["settings.max_len"], key="settings.max_len")
     conditioned = cache.condition(path) == "syllables"
-    sidebar.slider("Syllables per line", 1, 20, key="settings.syllables", disabled=not conditioned,
+    sidebar.slider("Syllables per line", *ranges["settings.syllables"], key="settings.syllables",
+                   disabled=not conditioned,
                    help="Steers every decoded line of a model conditioned on syllable counts (checkpoints "
                         "trained with --model syllable-vae); other models ignore it")
-    sidebar.number_input("Random seed", 0, 2**31 - 1, step=1, key="settings.seed")
+    sidebar.number_input("Random seed", *ranges["settings.seed"], step=1, key="settings.seed")
     sidebar.radio("Encode lines by", ["mean", "sample"], key="settings.encode", horizontal=True, disabled=vrnn,
                   format_func={"mean": "posterior mean", "sample": "posterior sample"}.get)
     walk = st.session_state["walk"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +15,8 @@ from vae_core.tokenizer import clean
 
 from . import cache, state
 from .sidebar import Settings
+
+log = logging.getLogger("latent_verse")
 
 
 @dataclass
@@ -28,10 +31,13 @@ class Context:
         s = self.settings
         return cache.encode(self.path, tuple(lines), s.use_mean, s.seed)
 
-    def decode(self, z, seed_offset: int = 0) -> list[str]:
+    def decode(self, z, seed_offset: int = 0, syllables: list[int] | None = None) -> list[str]:
+        """Lines decoded with the sidebar's method (``syllables``: one count per row, for a model
+        conditioned on them, in place of the sidebar's one count)."""
         options = self.settings.decode_options(seed_offset)
         z = np.asarray(z, dtype=np.float32)  # hashable for the cache
-        return cache.decode(self.path, z, self.settings.method, tuple(sorted(options.items())))
+        return cache.decode(self.path, z, self.settings.method, tuple(sorted(options.items())),
+                            tuple(syllables) if syllables is not None else None)
 
     def recall(self, lines: list[str]) -> dict[str, list]:
         """Columns saying what each generated line recalls of the corpus (none without a map)."""
@@ -44,6 +50,14 @@ class Context:
         import torch
 
         return None if self.projection is None else self.projection.place(torch.as_tensor(z))
+
+
+def apologise(where: str) -> None:
+    """Log an unexpected error with its traceback on the server, and say sorry in the page (with no
+    detail: a traceback would show the server's files) so that the rest of the page keeps working."""
+    log.exception("unexpected error in %s", where)
+    st.error(f"Sorry: something went wrong in {where}. The rest of the page still works; try other "
+             "settings, or reload the page.")
 
 
 def needs_sentence_code(ctx: Context, what: str) -> bool:

@@ -1,10 +1,15 @@
 """The Streamlit explorer, driven headlessly with AppTest on the shipped checkpoint."""
 
+import io
 import json
 import shutil
 
+import numpy as np
+import pandas as pd
 import pytest
-from streamlit.testing.v1 import AppTest
+from streamlit.proto.WidgetStates_pb2 import WidgetState
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from streamlit.testing.v1 import AppTest, app_test
 
 import vae_core
 from explorer_app.cache import RECALL, RowMemo
@@ -58,6 +63,49 @@ def no_exceptions(at):
     assert not at.exception, [e.value for e in at.exception]
 
 
+def live(at) -> list[str]:
+    """The line a tab's slider or toggles decoded, shown large."""
+    return [m.value for m in at.markdown if m.value.startswith("> ###")]
+
+
+def beam(sampler, z) -> list[str]:
+    """What the app decodes with its default settings (beam 4, at most 32 pieces)."""
+    return sampler.beam(z, width=4, max_len=32)
+
+
+@pytest.fixture
+def served(monkeypatch):
+    """The files each run of an AppTest serves, by URL: AppTest keeps them in a media store it makes
+    for each run, so the store is recorded as it is made."""
+    stores = []
+
+    class Recorded(MemoryMediaFileStorage):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            stores.append(self)
+
+    monkeypatch.setattr(app_test, "MemoryMediaFileStorage", Recorded)
+    return lambda url: stores[-1].get_file(url.rsplit("/", 1)[-1])
+
+
+def download(at, served, key):
+    """The file name and parsed CSV behind the download button ``key``."""
+    button = next(b for b in at.get("download_button") if b.key == key)
+    file = served(button.proto.url)
+    assert file.mimetype == "text/csv"
+    return file.filename, pd.read_csv(io.BytesIO(file.content), keep_default_na=False)
+
+
+def click_row(at, key, row):
+    """Click row ``row`` of the table ``key``: AppTest has no row clicks, so the next run gets the
+    selection a browser sends, beside the state of every other widget."""
+    table = next(df for df in at.dataframe if df.key == key)
+    states = at._tree.get_widget_states()
+    selection = {"selection": {"rows": [row], "columns": [], "cells": []}}
+    states.widgets.append(WidgetState(id=table.proto.id, string_value=json.dumps(selection)))
+    return at._run(states)
+
+
 def test_opens_on_the_shipped_model(app):
     at = app.run()
     no_exceptions(at)
@@ -70,46 +118,56 @@ def test_opens_on_the_shipped_model(app):
                                          "Model"]
 
 
-def test_typed_lines_are_reconstructed(app):
+def test_typed_lines_are_reconstructed(app, shipped):
     at = app.run()
     typed = [f"line {i} of the evening and the morning" for i in range(10)]
     at.text_area(key="lines.text").set_value("\n".join(typed)).run()
     no_exceptions(at)
-    assert frames(at)[0]["input"].tolist() == typed
+    table = frames(at)[0]
+    assert table["input"].tolist() == typed
+    assert table["reconstruction"].tolist() == beam(shipped, shipped.mu(typed))
 
 
-@pytest.mark.parametrize("text, notice", [
-    ("", "Type a line"),
-    ("\n".join(f"line {i}" for i in range(1000)), "Only the first 200"),
-    ("word " * 2000, "cut to 1000 characters"),
+@pytest.mark.parametrize("text, notice, inputs", [
+    ("", "Type a line", None),
+    ("\n".join(f"line {i}" for i in range(1000)), "Only the first 200", [f"line {i}" for i in range(200)]),
+    ("word " * 2000, "cut to 1000 characters", ["word " * 200]),
 ], ids=["empty", "1000 lines", "10000 characters"])
-def test_bad_input_gets_a_message(app, text, notice):
+def test_bad_input_gets_a_message(app, text, notice, inputs):
     at = app.run()
     at.text_area(key="lines.text").set_value(text).run()
     no_exceptions(at)
     assert any(notice in i.value for i in at.info), [i.value for i in at.info]
+    if inputs is None:  # nothing to encode: no table
+        assert not [df for df in at.dataframe if df.key == "lines.table"]
+    else:  # the lines kept, as the notice says
+        assert frames(at)[0]["input"].tolist() == inputs
 
 
-def test_odd_characters_are_encoded(app):
+def test_odd_characters_are_encoded(app, shipped):
     at = app.run()
     odd = "🌞🌙 the moon ✨\n日本語の詩\n\u200b\x00\nbell \x07 and \x1b escape"
     at.text_area(key="lines.text").set_value(odd).run()
     no_exceptions(at)
     assert not at.error
-    assert len(frames(at)[0]) == 3  # the line of only invisible characters is skipped like a blank one
+    table = frames(at)[0]  # the line of only invisible characters is skipped like a blank one
+    assert table["input"].tolist() == ["🌞🌙 the moon ✨", "日本語の詩", "bell \x07 and \x1b escape"]
+    # control characters are read as spaces: the last line decodes as its plain words do
+    assert table["reconstruction"].iloc[2] == beam(shipped, shipped.mu(["bell and escape"]))[0]
 
 
-def test_interpolation_slider_decodes_the_point(app):
+def test_interpolation_slider_decodes_the_point(app, shipped):
     at = open_tab(app.run(), "Interpolate")
-    live = [m.value for m in at.markdown if m.value.startswith("> ###")]
+    a, b = at.text_input(key="interp.a").value, at.text_input(key="interp.b").value
+    mu = shipped.mu([a, b])
+    middle = shipped.interpolate(mu[0], mu[1], 100, "slerp")[50:51]  # the default t = 0.5 on the slerp path
+    assert at.slider(key="interp.t").value == 0.5 and live(at) == [f"> ### {beam(shipped, middle)[0]}"]
     at.slider(key="interp.t").set_value(0.0).run()
-    start = [m.value for m in at.markdown if m.value.startswith("> ###")][0]
     homotopy = frames(at)[0]
-    assert start.endswith(homotopy["line"].iloc[0])  # t = 0 is the first step of the homotopy
+    assert homotopy["line"].tolist() == beam(shipped, shipped.interpolate(mu[0], mu[1], 10, "slerp"))
+    assert live(at) == [f"> ### {homotopy['line'].iloc[0]}"]  # t = 0 is the first step of the homotopy
     at.slider(key="interp.t").set_value(1.0).run()
-    end = [m.value for m in at.markdown if m.value.startswith("> ###")][0]
-    assert end.endswith(homotopy["line"].iloc[-1])
-    assert live
+    assert live(at) == [f"> ### {homotopy['line'].iloc[-1]}"]
 
 
 def test_homotopy_steps_and_distinct_lines(app):
@@ -123,44 +181,55 @@ def test_homotopy_steps_and_distinct_lines(app):
     assert distinct["step"].iloc[0] == 0
 
 
-def test_neighbours_noise(app):
+def test_neighbours_noise(app, shipped):
     at = open_tab(app.run(), "Neighbours")
     at.number_input(key="neigh.count").set_value(6).run()
     at.slider(key="neigh.noise").set_value(0.0).run()
+    source = at.text_input(key="neigh.source").value
     still = frames(at)[0]
-    assert len(still) == 6 and still["variation"].nunique() == 1
+    assert still["variation"].tolist() == beam(shipped, shipped.mu([source])) * 6  # the line's own code six times
     at.slider(key="neigh.noise").set_value(2.0).run()
-    assert frames(at)[0]["variation"].nunique() > 1
+    q = shipped.posterior([source])
+    assert frames(at)[0]["variation"].tolist() == beam(shipped, shipped.neighbours(q.mean, 6, 2.0, seed=0))
     at.toggle(key="neigh.by_std").set_value(True).run()
     no_exceptions(at)
+    scaled = shipped.neighbours(q.mean, 6, 2.0, seed=0, std=q.std)
+    assert frames(at)[0]["variation"].tolist() == beam(shipped, scaled)  # the noise times the line's σ
 
 
-def test_prior_samples_redraw(app):
+def test_prior_samples_redraw(app, shipped):
     at = open_tab(app.run(), "Sample")
     at.slider(key="sample.count").set_value(5).run()
     first = frames(at)[0]["line"].tolist()
-    assert len(first) == 5
+    assert first == beam(shipped, shipped.prior(5, seed=0))  # the sidebar's seed
     at.button(key="sample.redraw").click().run()
-    assert frames(at)[0]["line"].tolist() != first
+    assert frames(at)[0]["line"].tolist() == beam(shipped, shipped.prior(5, seed=1)) != first  # the next draw
 
 
-def test_sampling_settings_apply(app):
+def test_sampling_settings_apply(app, shipped):
     at = app.run()
+    lines = frames(at)[0]["input"].tolist()
+    mu = shipped.mu(lines)
+    assert at.slider(key="settings.temperature").disabled and not at.slider(key="settings.width").disabled
     at.radio(key="settings.method").set_value("sample").run()
     at.slider(key="settings.temperature").set_value(1.5).run()
     no_exceptions(at)
+    assert not at.slider(key="settings.temperature").disabled and at.slider(key="settings.width").disabled
+    assert frames(at)[0]["reconstruction"].tolist() == shipped.sample(mu, temperature=1.5, top_p=0.9, seed=0,
+                                                                      max_len=32)
     at.radio(key="settings.method").set_value("greedy").run()
     no_exceptions(at)
+    assert frames(at)[0]["reconstruction"].tolist() == shipped.greedy(mu, max_len=32)
 
 
 def test_model_tab_shows_metrics_and_charts(app):
+    """The tab's sections (what they say is tested in test_model_tab)."""
     at = open_tab(app.run(), "Model")
-    assert any("Test metrics" in s.value for s in at.subheader)
-    assert any("KL per latent dimension" in s.value for s in at.subheader)
-    metrics, bar = at.dataframe[-2].value, at.dataframe[-1].value
-    assert metrics.set_index("metric").loc["n_lines", "this model"] == "5000"  # counts stay integers
-    assert list(bar["criterion"])[:3] == ["kl >= 8.0", "active_units >= 16", "recon_f1 >= 0.35"]
-    assert set(bar.iloc[:, 2]) <= {"met", "not met"}
+    assert {"Test metrics", "Training", "KL per latent dimension"} <= {s.value for s in at.subheader}
+    test = json.loads((ckpt.SHIPPED / "evaluation.json").read_text())["test"]
+    [metrics] = frames(at)
+    assert list(metrics.columns) == ["metric", "this model", "LM baseline"] and len(metrics) == len(test)
+    assert [chart.proto.id.rsplit("-", 1)[-1] for chart in at.get("plotly_chart")] == ["model.curves", "model.kl"]
 
 
 def test_a_corrupt_checkpoint_is_reported_and_the_others_stay_usable(app):
@@ -174,12 +243,69 @@ def test_a_corrupt_checkpoint_is_reported_and_the_others_stay_usable(app):
     assert not at.error and len(frames(at)[0]) == 3
 
 
-def test_the_url_reopens_a_view(app):
+def test_the_url_reopens_a_view(app, shipped):
     app.query_params["lines.text"] = "o rose thou art sick"
     app.query_params["settings.method"] = "greedy"
     at = app.run()
     assert frames(at)[0]["input"].tolist() == ["o rose thou art sick"]
     assert at.radio(key="settings.method").value == "greedy"
+    assert frames(at)[0]["reconstruction"].tolist() == shipped.greedy(shipped.mu(["o rose thou art sick"]),
+                                                                      max_len=32)
+
+
+@pytest.mark.parametrize("tab, view, table, file_name", [
+    ("Lines", None, "lines.table", "reconstructions.csv"),
+    ("Interpolate", None, "interp.table", "homotopy.csv"),
+    ("Neighbours", None, "neigh.table", "neighbours.csv"),
+    ("Sample", None, "sample.table", "samples.csv"),
+    ("Directions", "Steer", "dir.table", "steer.csv"),
+    ("Directions", "Analogy", "dir.analogy_table", "analogy.csv"),
+    ("Directions", "Sweep the dimensions", "dir.sweep_table", "dimensions.csv"),
+    ("Directions", "What the code knows", "dir.probes", "probes.csv"),
+])
+def test_each_table_downloads_as_the_csv_of_its_rows(app, served, tab, view, table, file_name):
+    at = open_tab(app.run(), tab)
+    if view:
+        at.radio(key="dir.view").set_value(view).run()
+    no_exceptions(at)
+    [shown] = frames(at)  # the open tab's one table
+    name, csv = download(at, served, f"{table}.csv")
+    assert name == file_name and list(csv.columns) == list(shown.columns) and len(csv) == len(shown) > 0
+    for column in shown:
+        if pd.api.types.is_float_dtype(shown[column]):
+            assert np.allclose(pd.to_numeric(csv[column], errors="coerce"), shown[column], equal_nan=True), column
+        else:
+            assert csv[column].astype(str).tolist() == shown[column].astype(str).tolist(), column
+
+
+def test_a_clicked_row_becomes_the_current_line(app, shipped):
+    at = app.run()
+    chosen = frames(at)[0]["reconstruction"].iloc[1]
+    at = click_row(at, "lines.table", 1)
+    no_exceptions(at)
+    assert at.session_state["walk"] == [chosen]
+    assert at.text_area(key="lines.text").value.splitlines()[-1] == chosen  # added to the typed lines
+    assert frames(at)[0]["input"].iloc[-1] == chosen
+    at = open_tab(at, "Neighbours")
+    assert at.text_input(key="neigh.source").value == chosen
+    at = open_tab(at, "Interpolate")
+    assert at.text_input(key="interp.b").value == chosen and frames(at)[0]["line"].iloc[-1] == beam(
+        shipped, shipped.mu([chosen]))[0]  # the homotopy now ends at the chosen line
+
+
+def test_the_pick_boxes_choose_the_ends_of_the_homotopy(app, shipped):
+    typed = ["o rose thou art sick", "the woods are lovely dark and deep", "and miles to go before i sleep"]
+    at = app.run()
+    at.text_area(key="lines.text").set_value("\n".join(typed)).run()
+    at = open_tab(at, "Interpolate")
+    assert at.selectbox(key="interp.pick_a").options == ["", *typed]
+    at.selectbox(key="interp.pick_a").set_value(typed[2]).run()
+    at.selectbox(key="interp.pick_b").set_value(typed[0]).run()
+    no_exceptions(at)
+    assert at.text_input(key="interp.a").value == typed[2] and at.text_input(key="interp.b").value == typed[0]
+    ends = beam(shipped, shipped.mu([typed[2], typed[0]]))
+    homotopy = frames(at)[0]["line"]
+    assert [homotopy.iloc[0], homotopy.iloc[-1]] == ends
 
 
 def test_the_row_memo_computes_unseen_rows_once_and_forgets_the_oldest():
@@ -235,14 +361,12 @@ def test_settings_survive_a_visit_to_another_tab(app):
     assert at.slider(key="neigh.noise").value == 1.25 and len(frames(at)[0]) == 5
 
 
-@pytest.mark.parametrize("tab, shown", [("Sample", "line"), ("nonsense", "input")])
-def test_the_url_opens_a_tab(app, tab, shown):
+@pytest.mark.parametrize("tab, opened, shown", [("Sample", "Sample", "line"), ("nonsense", "Lines", "input")])
+def test_the_url_opens_a_tab(app, tab, opened, shown):
     app.query_params["tab"] = tab
     at = app.run()
     no_exceptions(at)
-    assert shown in frames(at)[0].columns
-
-
+    assert at.session_state["tab"] == opened and shown in frames(at)[0].columns
 
 def test_breadcrumbs_walk_back_to_a_line(app):
     at = app.run()
@@ -431,10 +555,6 @@ def test_an_uploaded_file_is_placed_searchable_and_usable(app):
     assert at.session_state["neigh.source"] == mine[0]
 
 
-def live(at) -> list[str]:
-    return [m.value for m in at.markdown if m.value.startswith("> ###")]
-
-
 def test_steering_a_line_along_length(app, shipped):
     from vae_core.properties import words
 
@@ -455,7 +575,10 @@ def test_steering_towards_a_word_and_between_two_sets(app):
     at.selectbox(key="dir.towards").set_value("word").run()
     at.text_input(key="dir.word").set_value("night").run()
     no_exceptions(at)
-    assert "has 'night'" in frames(at)[0].columns
+    from vae_core.properties import words
+
+    table = frames(at)[0]
+    assert table["has 'night'"].tolist() == ["night" in words(line) for line in table["line"]]
     at.text_input(key="dir.word").set_value("zqxjv").run()
     assert any("zqxjv" in e.value for e in at.error)  # a word in no line is explained
     at.selectbox(key="dir.towards").set_value("sets").run()
@@ -505,3 +628,18 @@ def test_directions_work_per_bit_on_the_bit_vector_model(tmp_path, monkeypatch):
     assert not at.error and len(frames(at)[0]) == 7
     at.radio(key="dir.view").set_value("Sweep the dimensions").run()
     assert list(frames(at)[0].columns[2:]) == ["0", "1"] and any("0 or 1" in c.value for c in at.caption)
+
+
+def test_steering_a_syllable_model_moves_the_count_it_asks_for(monkeypatch):
+    monkeypatch.setenv("LATENT_VERSE_CHECKPOINTS", str(ckpt.SHIPPED.parent))
+    at = AppTest.from_file(APP, default_timeout=120)
+    for key, value in {"settings.checkpoint": "poetry-syllables", "tab": "Directions",
+                       "dir.towards": "syllables"}.items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception and not at.warning
+    assert any("the count it is asked for moves with the code" in c.value for c in at.caption)
+    [table] = [f for f in frames(at) if "syllables asked for" in f.columns]
+    asked, measured = table["syllables asked for"].tolist(), table["more syllables"].tolist()
+    assert asked == sorted(asked) and asked[0] < asked[-1]
+    assert measured[0] < measured[3] < measured[-1], measured  # -3, 0 and +3 spreads

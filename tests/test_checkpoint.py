@@ -118,8 +118,8 @@ def test_unknown_format_and_keys(copy):
     ("max_len", -5, "max_len must be an integer from 1 to 256"),
     ("max_len", 10**9, "max_len must be an integer from 1 to 256"),
     ("max_len", "48", "max_len must be an integer from 1 to 256"),
-    ("nz", -1, "nz must be an integer >= 0"),
-    ("bn_gamma", float("nan"), "bn_gamma must be a finite number >= 0"),
+    ("nz", -1, "nz must be a non-negative integer"),
+    ("bn_gamma", float("nan"), "bn_gamma must be a non-negative number"),
     ("kind", "banana", "unknown kind 'banana'"),
 ])
 def test_bad_config_values_are_blamed_on_config_json(copy, key, value, message):

@@ -60,8 +60,8 @@ def test_analogy_of_equal_codes_is_c():
     kept = D.analogy(a, b, c, keep_norm=True)
     assert math.isclose(float(kept.norm()), float(c.norm()), rel_tol=1e-5)
     assert float(torch.cosine_similarity(kept, moved)) > 0.999  # the same direction, c's norm
-    rows = D.analogy(torch.randn(4, 8), torch.randn(4, 8), c)
-    assert rows.shape == (4, 8)
+    a_rows, b_rows = torch.randn(4, 8), torch.randn(4, 8)
+    assert torch.allclose(D.analogy(a_rows, b_rows, c), c + b_rows - a_rows)  # row by row, c broadcast
 
 
 def test_traverse_sets_one_dimension():
@@ -191,7 +191,8 @@ def test_dimension_effects_decode_the_whole_grid(shipped, test_codes):
     assert len(effects.lines) == 2 and all(len(row) == 2 for row in effects.lines)
     for i, d in enumerate(effects.dims):
         assert effects.lines[i] == shipped.greedy(D.traverse(z, d, effects.values))
-    assert effects.change.shape == (2,) and ((0 <= effects.change) & (effects.change <= 1)).all()
+    moved = [any(line != effects.base for line in row) for row in effects.lines]
+    assert ((effects.change > 0) == moved).all() and (effects.change <= 1).all()  # a change only where a line changed
     unmoved = D.dimension_effects(shipped, z, [float(z[4])], dims=[4])
     assert unmoved.lines == [[unmoved.base]] and unmoved.change.tolist() == [0.0]
     every = D.dimension_effects(shipped, z, [-3.0, 3.0])
@@ -206,7 +207,9 @@ def test_bit_codes_work_per_bit():
     bits = vae_core.load(SHIPPED.parent / "poetry-bits")
     p = bits.mu(["the sea is calm tonight"])[0]
     effects = D.dimension_effects(bits, p, [0.0, 1.0], dims=[0, 1, 2])
-    assert all(len(row) == 2 for row in effects.lines)
+    for i, d in enumerate(effects.dims):
+        assert effects.lines[i] == bits.greedy(D.traverse(p, d, [0.0, 1.0]))
+        assert effects.lines[i][int(p[d] >= 0.5)] == effects.base  # setting a bit to its likelier value moves nothing
     assert torch.equal(D.traverse(p, 2, [1.0])[0, 2], torch.tensor(1.0))
     with pytest.raises(ValueError, match="probabilities"):
         D.dimension_effects(bits, p, [2.0])
@@ -272,3 +275,29 @@ def test_dimension_effects_bad_input(shipped):
         D.dimension_effects(shipped, torch.zeros(2, shipped.nz), [0.0])
     with pytest.raises(ValueError, match="finite"):
         D.dimension_effects(shipped, z, [float("nan")])
+
+
+def test_steer_counts_move_the_asked_count_in_corpus_spreads():
+    lines = [f"line {i}" for i in range(10)]
+    corpus = D.Corpus(lines, torch.zeros(10, 4), {"syllables": np.array([6, 10] * 5)})  # spread 2
+    assert D.steer_counts(8, corpus, [-2.0, -0.5, 0.0, 1.0, 60.0]) == [4, 7, 8, 10, 100]
+    assert D.steer_counts(1, corpus, [-3.0]) == [1]  # never below one syllable
+    for bad in (-1, 101, 2.5, True):
+        with pytest.raises(ValueError, match="count"):
+            D.steer_counts(bad, corpus, [1.0])
+    with pytest.raises(ValueError, match="amounts"):
+        D.steer_counts(8, corpus, [float("nan")])
+
+
+def test_the_syllable_conditioned_model_gains_syllables_along_its_direction():
+    """Asked for the count moved with the code, the syllable-conditioned model's decodings along the
+    syllable direction gain syllables, as the plain model's do (see the test above)."""
+    sampler = vae_core.load(SHIPPED.parent / "poetry-syllables")
+    corpus = D.Corpus.encode(sampler, read_lines(POETRY / "train.txt")[:3000])
+    lines = read_lines(POETRY / "test.txt")[:50]
+    amounts = [-2.0, 0.0, 2.0]
+    steered = torch.cat([D.steer(z, D.direction_for(corpus, "syllables"), amounts) for z in sampler.mu(lines)])
+    asked = [c for line in lines for c in D.steer_counts(count(line), corpus, amounts)]
+    decoded = np.array(sampler.greedy(steered, syllables=asked)).reshape(len(lines), len(amounts))
+    low, same, high = (float(np.mean([count(line) for line in decoded[:, j]])) for j in range(len(amounts)))
+    assert low + 1 < same < high - 1, (low, same, high)

@@ -97,6 +97,8 @@ def test_zero_codes_give_no_nan():
     for measure in ("cosine", "csls", "euclidean"):
         found, score = index.nearest(torch.zeros(2, 4), k=2, measure=measure)
         assert np.isfinite(score).all() and found.shape == (2, 2)
+    found, distance = index.nearest(torch.zeros(1, 4), k=1, measure="euclidean")
+    assert found.tolist() == [[0]] and distance[0, 0] == pytest.approx(0, abs=1e-3)  # the zero code itself
 
 
 @pytest.mark.parametrize("call, message", [

@@ -1,6 +1,6 @@
-"""The shipped poetry checkpoint: it loads, it decodes verse, its latent space is in use."""
+"""The shipped checkpoints: they load, decode verse, and measure as they did when they shipped."""
 
-import json
+import math
 import re
 import subprocess
 import sys
@@ -9,11 +9,23 @@ import pytest
 
 from vae_core import checkpoint as ckpt
 from vae_core.data import read_lines
-from vae_core.evaluate import active_units, evaluate, unigram_f1
+from vae_core.evaluate import evaluate, unigram_f1
 
 from .conftest import POETRY, ROOT
 
 WORD = re.compile(r"[a-z]+")
+SLICE = 200  # the first test lines every checkpoint is measured on
+IW_SAMPLES = 10  # importance samples per line (the cards use 100 on the whole split)
+ENCODER_ONLY = {"poetry-syllables"}  # proposals not fitted: its fitted bound would cost a minute more on two cores
+# What each checkpoint measures on SLICE with IW_SAMPLES and seed 0. With fixed seeds the figures repeat
+# bit for bit; another seed moves a bound by up to about 0.15 nats and MI by up to about 0.7.
+REFERENCE = {
+    "poetry": {"iw_nll": 57.3541, "iw_nll_encoder": 62.8101, "mi": 5.5407, "recon_f1": 0.3531},
+    "poetry-syllables": {"iw_nll": 57.2678, "mi": 5.6120, "recon_f1": 0.2445},  # the encoder's q as it is
+    "poetry-bits": {"iw_nll": 62.6849, "mi": 4.5440, "recon_f1": 0.1456},  # bits: the encoder's q, no fitting
+    "poetry-vrnn": {"iw_nll": 55.8786, "recon_f1": 0.1179},  # no code for a line: no MI
+}
+TOLERANCE = {"iw_nll": 0.05, "iw_nll_encoder": 0.05, "mi": 0.05, "recon_f1": 0.005}
 
 
 @pytest.fixture(scope="module")
@@ -55,12 +67,6 @@ def test_reconstructions_recall_their_line(shipped, test_lines):
     assert f1 > shuffled + 0.08  # the line itself, not generic verse
 
 
-def test_latent_space_is_in_use(shipped, test_lines):
-    q = shipped.posterior(test_lines[:1000])
-    assert active_units(q.mean) >= 16
-    assert q.kl().sum(dim=1).mean() >= 8
-
-
 def test_homotopy_moves_from_one_line_to_the_other(shipped):
     a, b = "the sea is calm tonight", "and all the birds of heaven sang"
     mu = shipped.mu([a, b])
@@ -78,26 +84,44 @@ def test_neighbours_stay_near_at_small_noise(shipped):
     assert sum(unigram_f1(base, line) for line in near) > sum(unigram_f1(base, line) for line in far)
 
 
-def test_recorded_test_metrics():
-    """The card's figures on the whole test split meet the bar: no posterior collapse, likelihood within 3% of
-    the LM's (the bound from fitted proposals, tighter than the encoder's), reconstructions that keep over a
-    third of a line's words."""
-    evaluation = json.loads((ckpt.SHIPPED / "evaluation.json").read_text())
-    test, baseline = evaluation["test"], evaluation["baseline"]
-    assert test["n_lines"] == 5000 and test["iw_samples"] == 100 and test["fit_steps"] > 0
-    assert test["kl"] >= 8 and test["active_units"] >= 16
-    assert test["iw_nll"] <= 1.03 * baseline["nll"]
-    assert test["iw_nll"] < test["iw_nll_encoder"]
-    assert test["recon_f1"] >= 0.35
+@pytest.fixture(scope="module")
+def measured(test_lines):
+    """``evaluate`` of a shipped checkpoint on SLICE, run once per checkpoint."""
+    results = {}
+
+    def measure(name: str) -> dict:
+        if name not in results:
+            fitting = {"fit_steps": 0} if name in ENCODER_ONLY else {}
+            results[name] = evaluate(ROOT / "checkpoints" / name, test_lines[:SLICE], iw_samples=IW_SAMPLES, seed=0,
+                                     **fitting)
+        return results[name]
+
+    return measure
 
 
-def test_the_recorded_figures_are_reproduced_on_part_of_the_test_split(test_lines):
-    """The evaluator on the first 200 test lines agrees with the card's whole-split figures."""
-    part = evaluate(ckpt.SHIPPED, test_lines[:200], iw_samples=10)
-    card = json.loads((ckpt.SHIPPED / "evaluation.json").read_text())["test"]
-    assert part["iw_nll"] < part["iw_nll_encoder"]
-    assert part["kl"] == pytest.approx(card["kl"], rel=0.1)
-    assert part["recon_f1"] == pytest.approx(card["recon_f1"], abs=0.05)
+@pytest.mark.parametrize("name", list(REFERENCE))
+def test_each_checkpoint_measures_as_recorded(measured, name):
+    """The likelihood bounds (importance samples from proposals fitted to each line, and from the
+    encoder's q as it is; one of them where the other does not apply or is too slow), MI and
+    reconstruction F1 on the first 200 test lines with 10 importance samples a line, against the
+    figures recorded for the checkpoint: a change to the weights, the tokenizer, decoding or the
+    evaluator shows here."""
+    found = measured(name)
+    off = {key: (round(found[key], 4), value) for key, value in REFERENCE[name].items()
+           if abs(found[key] - value) > TOLERANCE[key]}
+    assert not off, f"measured, recorded: {off}"
+
+
+def test_the_code_tells_lines_apart_and_fitted_proposals_tighten_the_bound(measured, test_lines):
+    """The poetry model's own claims, on the same lines: its code carries about all a batch allows,
+    the bound from fitted proposals is much tighter than the encoder's, and its likelihood is close to
+    the language model's (a model with no code)."""
+    found = measured("poetry")
+    # I(x; z) over a batch of N lines is at most about log N, reached when their codes do not overlap.
+    assert found["mi"] > math.log(SLICE) - 1
+    assert found["iw_nll"] < found["iw_nll_encoder"] - 2
+    lm = evaluate(ROOT / "baselines" / "poetry-lm", test_lines[:SLICE])
+    assert found["iw_nll"] <= 1.05 * lm["nll"]  # 10 samples a line: the card's 100 give a tighter bound
 
 
 def test_demo_runs_on_the_shipped_model():

@@ -2,19 +2,62 @@
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 
 import pytest
 import torch
 
+import vae_core.train as trainer
 from vae_core import checkpoint as ckpt
-from vae_core.data import Corpus, read_lines, split_paths
+from vae_core.data import Corpus, read_lines, split_paths, splits
 from vae_core.evaluate import elbo_terms
+from vae_core.model import ModelConfig, SentenceVAE
 from vae_core.sampler import load
-from vae_core.train import TrainConfig, kl_weight, main, parse_args, train
+from vae_core.tokenizer import BOS
+from vae_core.train import TrainConfig, kl_weight, main, train
+from vae_core.train_config import parse_args
 
-from .conftest import ROOT, TINY
+from .conftest import ROOT, TINY, tiny_data
+
+QUICK = {**TINY, "card_iw_samples": 0}  # no test metrics: the card is not what these tests are about
+
+
+def steps_taken(out) -> tuple[int, int]:
+    """The Adam step counts of the encoder's and the decoder's optimiser in ``out``'s resume state."""
+    state = ckpt.read_tensors(out / "resume" / "state.safetensors")
+    return tuple(max(int(v) for k, v in state.items() if k.startswith(f"{name}.") and k.endswith(".step"))
+                 for name in ("enc", "dec"))
+
+
+def recording_steps(monkeypatch) -> list[dict]:
+    """Wrap the trainer's ``train_step`` to record, at each call, the KL weight, whether it is an
+    autoencoder step, and the encoder's and decoder's first weights before and after it."""
+    calls, step = [], trainer.train_step
+
+    def recorded(run, batch, beta, optimizers, autoencoder=False):
+        weights = (run.model.encoder.weight_ih_l0, run.model.decoder.weight_ih_l0)
+        before = [w.detach().clone() for w in weights]
+        result = step(run, batch, beta, optimizers, autoencoder)
+        calls.append({"beta": beta, "autoencoder": autoencoder, "before": before,
+                      "after": [w.detach().clone() for w in weights]})
+        return result
+
+    monkeypatch.setattr(trainer, "train_step", recorded)
+    return calls
+
+
+def scripted_validation(monkeypatch, elbo_step: float = 0.0, mi_step: float = 0.0) -> None:
+    """Make the trainer's validation ELBO rise by ``elbo_step`` and its MI by ``mi_step`` every epoch."""
+    calls = []
+
+    def scripted(model, corpus, **kwargs):
+        calls.append(1)
+        terms = elbo_terms(model, corpus, **kwargs)
+        return terms | {"elbo": terms["elbo"] + elbo_step * len(calls), "mi": mi_step * len(calls)}
+
+    monkeypatch.setattr(trainer, "elbo_terms", scripted)
 
 
 def test_tiny_model_lowers_its_loss(tiny_checkpoint):
@@ -39,7 +82,7 @@ def test_model_card_and_evaluation_are_written(tiny_checkpoint):
 
 def test_resume_continues_from_the_last_epoch(data_dir, tmp_path):
     out = tmp_path / "run"
-    base = dict(data=str(data_dir), out=str(out), cutoffs=(500, 2000), **{**TINY, "card_iw_samples": 0})
+    base = dict(data=str(data_dir), out=str(out), cutoffs=(500, 2000), **QUICK)
     train(TrainConfig(epochs=2, **base))
     first = ckpt.read_metrics(out)
     train(TrainConfig(epochs=3, resume=True, **base))
@@ -67,26 +110,123 @@ def test_resume_without_a_run(tmp_path, data_dir):
         train(TrainConfig(data=str(data_dir), out=str(tmp_path / "x"), resume=True, **TINY))
 
 
-def test_recipes_run(data_dir, tmp_path):
-    """Free bits with AE pretraining, aggressive updates and cyclical annealing each train."""
-    small = {**TINY, "card_iw_samples": 0}
-    for name, extra in {
-        "li": dict(bn_gamma=0.0, free_bits=0.25, pretrain_epochs=1, epochs=2),
-        "aggressive": dict(bn_gamma=0.0, aggressive=True, aggressive_steps=3, epochs=1, max_lines=100),
-        "cyclical": dict(kl_schedule="cyclical", kl_cycles=2, word_dropout=0.3, epochs=2),
-        "matched": dict(bn_gamma=0.8, match_prior=True, epochs=2),
-    }.items():
-        out = tmp_path / name
-        train(TrainConfig(data=str(data_dir), out=str(out), **{**small, **extra}))
-        assert ckpt.read_metrics(out)[-1]["epoch"] == extra["epochs"]
-    assert load(tmp_path / "matched").posterior(["a line"]).std.allclose(torch.tensor(0.6))
+def test_free_bits_hold_the_kl_floor():
+    """Below its floor a dimension's KL exerts no pull: the encoder's gradient is the reconstruction's
+    alone, and the loss counts the floor instead of the KL."""
+    torch.manual_seed(0)
+    model = SentenceVAE(ModelConfig(emb_dim=16, enc_hidden=16, dec_hidden=24, nz=4, dropout=0.0, bn_gamma=0.0))
+    tokens = torch.randint(3, 10000, (16, 9), generator=torch.Generator().manual_seed(0))
+    tokens[:, 0] = BOS
+    batch = (tokens, torch.full((16,), 8), None)
+    kl = model.posterior(*batch).kl().mean(dim=0).detach()
+
+    def loss_and_gradient(beta, free_bits):
+        torch.manual_seed(1)  # the same posterior sample every time
+        loss, parts = model.loss(batch, beta, free_bits=free_bits)
+        return loss, parts, torch.autograd.grad(loss, model.to_posterior.bias)[0]
+
+    floor = float(kl.max()) + 0.5  # above every dimension's KL
+    loss, parts, floored = loss_and_gradient(1.0, floor)
+    _, _, reconstruction_only = loss_and_gradient(0.0, 0.0)
+    _, _, full = loss_and_gradient(1.0, 0.0)
+    assert torch.allclose(floored, reconstruction_only)
+    assert not torch.allclose(full, reconstruction_only, atol=1e-4)
+    assert loss.item() == pytest.approx(parts["rec"] + 4 * floor, rel=1e-5)
+    assert parts["kl"] == pytest.approx(float(kl.sum()), rel=1e-4)  # the KL is still reported as it is
+
+
+def test_aggressive_updates_run_encoder_steps_until_mi_stops_rising(data_dir, tmp_path, monkeypatch):
+    """Each batch gets --aggressive-steps encoder-only steps (fewer than five never stop early) before its
+    decoder step, while validation MI rises; after an epoch where it falls, the encoder steps with the
+    decoder only."""
+    scripted_validation(monkeypatch, mi_step=-1.0)  # MI falls every epoch: the second one ends the mode
+    out = train(TrainConfig(data=str(data_dir), out=str(tmp_path / "aggressive"), bn_gamma=0.0, aggressive=True,
+                            aggressive_steps=3, epochs=3, max_lines=100, **QUICK))
+    rows = ckpt.read_metrics(out)
+    assert [r["aggressive"] for r in rows] == [True, True, False]
+    batches = rows[0]["batches"]
+    assert batches == 4  # 100 lines, batches of at most 32
+    assert steps_taken(out) == (2 * 3 * batches + batches, 3 * batches)
+    plain = train(TrainConfig(data=str(data_dir), out=str(tmp_path / "plain"), bn_gamma=0.0, epochs=1, max_lines=100,
+                              **QUICK))
+    assert steps_taken(plain) == (batches, batches)
+
+
+def test_cyclical_schedule_ramps_the_kl_weight_once_a_cycle(data_dir, tmp_path, monkeypatch):
+    calls = recording_steps(monkeypatch)
+    train(TrainConfig(data=str(data_dir), out=str(tmp_path / "cyclical"), kl_schedule="cyclical", kl_cycles=2,
+                      epochs=2, **QUICK))
+    betas = [call["beta"] for call in calls]
+    assert len(betas) == 26  # 13 batches an epoch, so a cycle is one epoch here
+    for cycle in (betas[:13], betas[13:]):
+        assert cycle[0] == 0.0  # each cycle starts again from zero
+        assert all(a < b for a, b in zip(cycle[:7], cycle[1:7]))  # rises over the first half...
+        assert cycle[7:] == [1.0] * 6  # ...then holds at 1
+    assert betas[:13] == betas[13:]
+
+
+def test_pretraining_trains_an_autoencoder_then_starts_the_decoder_again(data_dir, tmp_path, monkeypatch):
+    calls = recording_steps(monkeypatch)
+    out = train(TrainConfig(data=str(data_dir), out=str(tmp_path / "li"), bn_gamma=0.0, pretrain_epochs=1, epochs=2,
+                            **QUICK))
+    assert [c["autoencoder"] for c in calls] == [True] * 13 + [False] * 13
+    assert {c["beta"] for c in calls[:13]} == {0.0}  # no KL while pretraining
+    (encoder_end, decoder_end), (encoder_start, decoder_start) = calls[12]["after"], calls[13]["before"]
+    assert torch.equal(encoder_start, encoder_end)  # the pretrained encoder is kept
+    assert (decoder_start - decoder_end).abs().mean() > 0.03  # the decoder is drawn again (Adam moved it < 0.02)
+    assert decoder_start.abs().max() <= 0.1  # from the initialisation's range
+    assert steps_taken(out) == (26, 13)  # the decoder's optimiser starts again too
+    assert ckpt.read_json(out / "config.json")["epoch"] == 2  # the autoencoder is never the checkpoint
+    assert ckpt.read_metrics(out)[0]["beta"] == 0.0
+
+
+def test_matched_prior_trains_with_the_fixed_variance(data_dir, tmp_path):
+    out = train(TrainConfig(data=str(data_dir), out=str(tmp_path / "matched"), bn_gamma=0.8, match_prior=True,
+                            epochs=1, **QUICK))
+    assert load(out).posterior(["a line", "the sea"]).std.allclose(torch.tensor(0.6))
+
+
+def test_time_budget_stops_the_run_and_counts_across_resumes(data_dir, tmp_path):
+    base = dict(data=str(data_dir), out=str(tmp_path / "budget"), epochs=5, time_budget=1e-3, **QUICK)  # 60 ms
+    out = train(TrainConfig(**base))
+    rows = ckpt.read_metrics(out)
+    assert len(rows) == 1 and rows[0]["batches"] < 13  # the epoch stops after the step that overran the budget
+    assert ckpt.read_json(out / "config.json")["epoch"] == 1
+    train(TrainConfig(resume=True, **base))  # the budget is spent: nothing more is trained
+    assert len(ckpt.read_metrics(out)) == 1
+
+
+def test_lr_decay_lowers_the_learning_rate_after_an_epoch_that_does_not_improve(data_dir, tmp_path, monkeypatch):
+    scripted_validation(monkeypatch, elbo_step=100.0)  # validation loss rises every epoch
+    out = train(TrainConfig(data=str(data_dir), out=str(tmp_path / "decay"), epochs=3, lr=1e-3, lr_decay=0.25,
+                            **QUICK))
+    assert [r["lr"] for r in ckpt.read_metrics(out)] == pytest.approx([1e-3, 1e-3, 2.5e-4])  # each epoch's own
+    groups = ckpt.read_json(out / "resume" / "state.json")["param_groups"]
+    assert [g["lr"] for name in ("enc", "dec") for g in groups[name]] == pytest.approx([6.25e-5, 6.25e-5])
+
+
+def test_valid_fraction_holds_out_lines_without_a_valid_file(data_dir, tmp_path):
+    lines = read_lines(data_dir / "train.txt")[:100]
+    source = tmp_path / "lines.txt"
+    source.write_text("\n".join(lines) + "\n")
+    train_lines, valid_lines, test_lines = splits(source, valid_fraction=0.2, seed=0)
+    assert len(valid_lines) == 20 and sorted(train_lines + valid_lines) == sorted(lines) and test_lines == []
+    assert valid_lines != lines[:20]  # drawn at random...
+    assert splits(source, valid_fraction=0.2, seed=0)[1] == valid_lines  # ...from the seed
+    assert splits(source, valid_fraction=0.2, seed=1)[1] != valid_lines
+    assert len(splits(data_dir, valid_fraction=0.2)[1]) == 60  # a valid.txt wins
+    out = train(TrainConfig(data=str(source), out=str(tmp_path / "held"), valid_fraction=0.2, epochs=1, **QUICK))
+    assert ckpt.read_metrics(out)[0]["valid_n_lines"] == 20
+    (tmp_path / "one.txt").write_text("a single line\n")
+    with pytest.raises(ValueError, match="too few lines"):
+        splits(tmp_path / "one.txt", valid_fraction=0.2)
 
 
 def test_workers_train_one_shared_model(data_dir, tmp_path):
     """Two Hogwild! workers: each batch is trained once, both workers' steps land in the one model and Adam
     state the parent saves, the loss falls, and the run resumes."""
     out = tmp_path / "hogwild"
-    base = dict(data=str(data_dir), out=str(out), workers=2, **{**TINY, "card_iw_samples": 0})
+    base = dict(data=str(data_dir), out=str(out), workers=2, **QUICK)
     train(TrainConfig(epochs=3, **base))
     train(TrainConfig(epochs=4, resume=True, **base))
     rows = ckpt.read_metrics(out)
@@ -105,43 +245,94 @@ def test_workers_train_one_shared_model(data_dir, tmp_path):
 
 def test_more_workers_than_batches(data_dir, tmp_path):
     """A worker with no batch of its own adds nothing and breaks nothing."""
-    out = train(TrainConfig(data=str(data_dir), out=str(tmp_path / "few"), epochs=1, workers=3, max_lines=40,
-                            **{**TINY, "card_iw_samples": 0}))
-    row = ckpt.read_metrics(out)[-1]
-    assert row["batches"] == 2 and row["train_rec"] > 0 and row["beta"] == pytest.approx(0.5)
+    base = dict(data=str(data_dir), epochs=1, max_lines=40, **QUICK)
+    row = ckpt.read_metrics(train(TrainConfig(out=str(tmp_path / "few"), workers=3, **base)))[-1]
+    alone = ckpt.read_metrics(train(TrainConfig(out=str(tmp_path / "alone"), **base)))[-1]
+    assert row["batches"] == 2 and row["beta"] == pytest.approx(0.5)
+    # the sums are shared by the batches done, not by the workers (two workers train at once, so the
+    # second batch meets slightly different weights than in one process)
+    assert row["train_rec"] == pytest.approx(alone["train_rec"], rel=0.02)
 
 
 def test_a_failing_worker_stops_the_run_with_its_error(data_dir, tmp_path, monkeypatch):
-    import vae_core.train as trainer
-
     def broken(*args, **kwargs):
         raise FloatingPointError("the loss is not finite")
 
     monkeypatch.setattr(trainer, "train_step", broken)  # the forked workers inherit it
     with pytest.raises(RuntimeError, match="worker 0 failed .*FloatingPointError: the loss is not finite"):
         train(TrainConfig(data=str(data_dir), out=str(tmp_path / "w"), epochs=1, workers=2,
-                          **{**TINY, "card_iw_samples": 0}))
+                          **QUICK))
 
 
 def test_init_starts_from_a_checkpoint_and_may_add_a_skip(tiny_checkpoint, data_dir, tmp_path):
-    base = dict(data=str(data_dir), epochs=1, init=str(tiny_checkpoint), **{**TINY, "card_iw_samples": 0})
+    base = dict(data=str(data_dir), epochs=1, init=str(tiny_checkpoint), **QUICK)
     out = train(TrainConfig(out=str(tmp_path / "skip"), z_skip=True, **base))
-    assert ckpt.read_metrics(out)[0]["valid_rec"] < ckpt.read_metrics(tiny_checkpoint)[0]["valid_rec"]
-    assert f"starting from the weights of `{tiny_checkpoint}`" in (out / "README.md").read_text()
+    # its first epoch starts where the source ended, far below where the source's training began
+    assert ckpt.read_metrics(out)[-1]["valid_rec"] < ckpt.read_metrics(tiny_checkpoint)[0]["valid_rec"]
+    assert f"(stage 2 from `{tiny_checkpoint.name}`)" in (out / "README.md").read_text()
     with pytest.raises(ValueError, match="does not fit the model options"):
         train(TrainConfig(out=str(tmp_path / "bigger"), **{**base, "dec_hidden": 96}))
     # a bag-of-words head is new too: it starts from scratch
     out = train(TrainConfig(out=str(tmp_path / "bow"), bow_weight=0.5, **base))
-    assert "train_bow" in ckpt.read_metrics(out)[0]
+    assert "train_bow" in ckpt.read_metrics(out)[-1]
     # a matched prior keeps the source's posterior means and drops its learned variances
     out = train(TrainConfig(out=str(tmp_path / "matched"), match_prior=True, lr=1e-9, **base))
     source, matched = ckpt.build_model(tiny_checkpoint)[0], ckpt.build_model(out)[0]
     assert torch.allclose(matched.to_posterior.weight, source.to_posterior.weight[:TINY["nz"]], atol=1e-6)
 
 
+def logged(out) -> list[dict]:
+    """The rows of ``out``'s metrics log exactly as written."""
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_fine_tuning_carries_the_metrics_log_forward_one_stage_more(tiny_checkpoint, tmp_path):
+    data_dir = tiny_data(tmp_path / "data", n_train=100, n_valid=20, n_test=0)  # no test lines: a short card
+    source = tmp_path / "source"
+    shutil.copytree(tiny_checkpoint, source)
+    legacy = [{k: v for k, v in row.items() if k != "stage"} for row in logged(source)]  # a log without stages
+    (source / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in legacy))
+    base = dict(data=str(data_dir), epochs=1, **QUICK)
+    first = train(TrainConfig(out=str(tmp_path / "first"), init=str(source), **base))
+    second = train(TrainConfig(out=str(tmp_path / "second"), init=str(first), **base))
+    rows = logged(second)
+    assert [(r["stage"], r["epoch"]) for r in rows] == [(1, 1), (1, 2), (1, 3), (1, 4), (2, 1), (3, 1)]
+    assert rows[:4] == [{"stage": 1, **row} for row in legacy]  # the source's rows, whole
+    assert rows[4] == logged(first)[4]  # the first fine-tuning's row keeps its stage
+    train(TrainConfig(out=str(second), init=str(first), resume=True, **{**base, "epochs": 2}))
+    assert [(r["stage"], r["epoch"]) for r in logged(second)] == \
+        [(1, 1), (1, 2), (1, 3), (1, 4), (2, 1), (3, 1), (3, 2)]  # resumed: nothing twice
+    fresh = train(TrainConfig(out=str(tmp_path / "fresh"), **base))
+    assert [(r["stage"], r["epoch"]) for r in logged(fresh)] == [(1, 1)]
+
+
+def test_the_checkpoint_records_no_machine_paths(tiny_checkpoint, tmp_path_factory, tmp_path, monkeypatch):
+    """Paths are recorded as given when relative; an absolute one as relative to the working directory
+    when inside it, else as its folder's name."""
+    data_dir = tiny_data(tmp_path_factory.mktemp("lines"), n_train=100, n_valid=20, n_test=0)
+
+    def recorded(out) -> dict:
+        settings = ckpt.read_json(out / "config.json")["train"]
+        assert str(tmp_path) not in json.dumps(settings) and str(data_dir) not in json.dumps(settings)
+        assert ckpt.read_json(out / "resume" / "state.json")["config"] == settings
+        return {name: settings[name] for name in ("data", "out", "init")}
+
+    base = dict(epochs=1, **QUICK)
+    outside = train(TrainConfig(data=str(data_dir), out=str(tmp_path / "outside"), init=str(tiny_checkpoint),
+                                **base))
+    assert recorded(outside) == {"data": data_dir.name, "out": "outside", "init": tiny_checkpoint.name}
+    shutil.copytree(tiny_checkpoint, tmp_path / "source")
+    monkeypatch.chdir(tmp_path)
+    relative = train(TrainConfig(data=str(data_dir), out="runs/relative", init="source", **base))
+    assert recorded(relative) == {"data": data_dir.name, "out": "runs/relative", "init": "source"}
+    inside = train(TrainConfig(data=str(data_dir), out=str(tmp_path / "runs" / "inside"),
+                               init=str(tmp_path / "source"), **base))
+    assert recorded(inside) == {"data": data_dir.name, "out": "runs/inside", "init": "source"}
+
+
 def test_bag_of_words_loss_trains_a_head_the_checkpoint_keeps(data_dir, tmp_path):
     out = train(TrainConfig(data=str(data_dir), out=str(tmp_path / "bow"), epochs=3, bow_weight=1.0,
-                            **{**TINY, "card_iw_samples": 0}))
+                            **QUICK))
     rows = ckpt.read_metrics(out)
     assert rows[-1]["train_bow"] < rows[0]["train_bow"] - 1  # z learns which pieces a line has
     assert rows[-1]["train_loss"] == pytest.approx(rows[-1]["train_rec"] + rows[-1]["train_kl"]
@@ -243,16 +434,6 @@ def test_missing_data_is_a_clear_error(tmp_path):
 @pytest.mark.parametrize("keep, epoch", [("best", 1), ("last", 2)])
 def test_keep_chooses_the_best_or_the_last_epoch(keep, epoch, data_dir, tmp_path, monkeypatch):
     """With a validation loss that rises every epoch, "best" keeps the first epoch and "last" the last."""
-    import vae_core.train as trainer
-
-    calls = []
-
-    def rising(model, corpus, **kwargs):
-        calls.append(1)
-        terms = elbo_terms(model, corpus, **kwargs)
-        return terms | {"elbo": terms["elbo"] + 100 * len(calls)}
-
-    monkeypatch.setattr(trainer, "elbo_terms", rising)
-    out = train(TrainConfig(data=str(data_dir), out=str(tmp_path / keep), epochs=2, keep=keep,
-                            **{**TINY, "card_iw_samples": 0}))
+    scripted_validation(monkeypatch, elbo_step=100.0)
+    out = train(TrainConfig(data=str(data_dir), out=str(tmp_path / keep), epochs=2, keep=keep, **QUICK))
     assert ckpt.read_json(out / "config.json")["epoch"] == epoch

@@ -27,7 +27,29 @@ from .tokenizer import LANG, MODEL_NAME, Tokenizer, TokenizerError
 from .vrnn import VRNN, VRNNConfig
 
 FORMAT = "latent-verse/1"
-SHIPPED = Path(__file__).resolve().parent.parent / "checkpoints" / "poetry"
+
+
+def _root(variable: str, name: str) -> Path:
+    """``$variable`` if set, else the folder ``name`` beside the package's source tree (a checkout or an
+    editable install), else ``./name``."""
+    if os.environ.get(variable):
+        return Path(os.environ[variable])
+    beside = Path(__file__).resolve().parent.parent / name
+    return beside if beside.is_dir() else Path(name)
+
+
+def shipped_root() -> Path:
+    """The folder of checkpoints: ``$LATENT_VERSE_CHECKPOINTS``, else the repository's ``checkpoints/``."""
+    return _root("LATENT_VERSE_CHECKPOINTS", "checkpoints")
+
+
+def data_root() -> Path:
+    """The folder of corpora the shipped maps read their lines from: ``$LATENT_VERSE_DATA``, else the
+    repository's ``data/``."""
+    return _root("LATENT_VERSE_DATA", "data")
+
+
+SHIPPED = shipped_root() / "poetry"  # the default model (its root resolved once, on import)
 MODEL_KINDS = ("vae", "lm", "syllable-vae", "bernoulli-vae", "vrnn")  # config.json's "kind": train's --model
 MODEL_CLASSES = {"vrnn": (VRNN, VRNNConfig)}  # by kind; every other kind is a sentence VAE
 STORED_DTYPE = torch.float16  # parameters on disk: half the bytes, no measured figure moves
@@ -173,16 +195,20 @@ def load_checkpoint(directory: str | Path | None = None) -> tuple[SentenceVAE | 
 
 
 def read_metrics(directory: str | Path) -> list[dict]:
-    """The per-epoch metrics log (empty if the checkpoint has none); unreadable lines are skipped."""
+    """The per-epoch metrics log (empty if the checkpoint has none), every row with its training
+    ``stage`` (1, the run from scratch, where a row has none; each fine-tuning stage one more);
+    unreadable lines are skipped."""
     path = Path(directory) / "metrics.jsonl"
     if not path.is_file():
         return []
     rows = []
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
             continue
+        if isinstance(row, dict):
+            rows.append({"stage": 1, **row})
     return rows
 
 

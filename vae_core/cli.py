@@ -1,37 +1,23 @@
-"""Argparse ``type`` helpers shared by the command-line tools: each converts an option's text and refuses
-values out of range with a message that says what is accepted (argparse then exits with code 2)."""
+"""What the command-line tools share: the option types (each refuses a value out of range with a message
+that says what is accepted, and argparse exits with code 2), ``--device``, and how a tool reports bad
+input."""
 
 from __future__ import annotations
 
-import argparse
-import math
+import functools
+import sys
 from collections.abc import Callable
 
 import torch
 
+from .validate import Range
 
-def checked(convert: Callable[[str], float], ok: Callable[[float], bool], rule: str) -> Callable[[str], float]:
-    """An argparse ``type``: ``convert`` the text (``int`` or ``float``), accepted only when ``ok(value)``;
-    ``rule`` names what is accepted ("a positive integer")."""
-
-    def parse(text: str):
-        try:
-            value = convert(text)
-        except ValueError:
-            value = None
-        if value is None or not ok(value):
-            raise argparse.ArgumentTypeError(f"must be {rule}, got {text!r}")
-        return value
-
-    return parse
-
-
-positive_int = checked(int, lambda n: n >= 1, "a positive integer")
-non_negative_int = checked(int, lambda n: n >= 0, "a non-negative integer")
-positive_float = checked(float, lambda x: 0 < x < math.inf, "a positive number")
-non_negative_float = checked(float, lambda x: 0 <= x < math.inf, "a non-negative number")
-fraction = checked(float, lambda x: 0 < x < 1, "a number in (0, 1)")
-rate = checked(float, lambda x: 0 <= x < 1, "a number in [0, 1)")
+positive_int = Range(int, 1)
+non_negative_int = Range(int, 0)
+positive_float = Range(float, 0, open_low=True)
+non_negative_float = Range(float, 0)
+fraction = Range(float, 0, 1, open_low=True, open_high=True)
+rate = Range(float, 0, 1, open_high=True)
 
 
 DEVICES = ["auto", "cpu", "cuda"]
@@ -44,3 +30,18 @@ def device(name: str) -> torch.device:
     if name not in DEVICES:
         raise ValueError(f"--device must be one of {DEVICES}, got {name!r}")
     return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
+
+
+def command(main: Callable[..., int]) -> Callable[..., int]:
+    """A tool's ``main(argv)`` that reports a ValueError (bad input, a missing or corrupt file) as one
+    ``error: ...`` line and exit code 2, never a traceback."""
+
+    @functools.wraps(main)
+    def run(argv=None) -> int:
+        try:
+            return main(argv)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+
+    return run

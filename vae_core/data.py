@@ -43,6 +43,28 @@ def split_paths(data: str | Path) -> dict[str, Path]:
     return {name: p for name, p in splits.items() if p.is_file()}
 
 
+def splits(data: str | Path, max_lines: int = 0, valid_fraction: float = 0.05,
+           seed: int = 0) -> tuple[list[str], list[str], list[str]]:
+    """Training, validation and test lines of ``data`` (see ``split_paths``): the first ``max_lines``
+    training lines (0: all); without a valid.txt, a random ``valid_fraction`` of those held out for
+    validation (drawn with ``seed``); no test lines without a test.txt."""
+    paths = split_paths(data)
+    train_lines = read_lines(paths["train"])
+    if max_lines:
+        train_lines = train_lines[:max_lines]
+    if "valid" in paths:
+        valid_lines = read_lines(paths["valid"])
+    else:
+        held = max(1, int(len(train_lines) * valid_fraction))
+        if len(train_lines) <= held:
+            raise ValueError(f"{data}: too few lines ({len(train_lines)}) to hold out a validation set")
+        perm = torch.randperm(len(train_lines), generator=torch.Generator().manual_seed(seed)).tolist()
+        valid_lines = [train_lines[i] for i in perm[:held]]
+        train_lines = [train_lines[i] for i in perm[held:]]
+    test_lines = read_lines(paths["test"]) if "test" in paths else []
+    return train_lines, valid_lines, test_lines
+
+
 def conditions(lines: list[str], condition: str) -> torch.Tensor | None:
     """Each line's value of ``condition`` as floats ``[N]`` (None when ``condition`` is empty)."""
     if not condition:

@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .cli import command
 from .sampler import METHODS, load
 
 DEFAULT_LINES = ["the sea is calm tonight", "i wandered lonely as a cloud", "because i could not stop for death"]
 
 
+@command
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vae_core.demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -28,25 +30,21 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     options = {"sample": {"temperature": args.temperature, "seed": args.seed}, "beam": {"width": args.width},
                "greedy": {}}[args.method]
-    try:
-        vae = load(args.checkpoint)
-        mu = vae.mu(args.lines)
-        print(f"== reconstructions ({args.method})")
-        for line, out in zip(args.lines, vae.decode(mu, args.method, **options)):
-            print(f"  {line}\n    -> {out}")
-        if len(args.lines) >= 2:
-            print(f"== homotopy: {args.lines[0]!r} -> {args.lines[1]!r}")
-            for i, out in enumerate(vae.decode(vae.interpolate(mu[0], mu[1], args.steps), args.method, **options)):
-                print(f"  {i:2d}  {out}")
-        print(f"== neighbours of {args.lines[0]!r} (noise {args.noise})")
-        for out in vae.decode(vae.neighbours(mu[0], 6, args.noise, seed=args.seed), args.method, **options):
-            print(f"  {out}")
-        print("== from the prior")
-        for out in vae.decode(vae.prior(6, seed=args.seed), args.method, **options):
-            print(f"  {out}")
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    vae = load(args.checkpoint)
+    mu = vae.mu(args.lines)
+    print(f"== reconstructions ({args.method})")
+    for line, out in zip(args.lines, vae.decode(mu, args.method, **options)):
+        print(f"  {line}\n    -> {out}")
+    if len(args.lines) >= 2:
+        print(f"== homotopy: {args.lines[0]!r} -> {args.lines[1]!r}")
+        for i, out in enumerate(vae.decode(vae.interpolate(mu[0], mu[1], args.steps), args.method, **options)):
+            print(f"  {i:2d}  {out}")
+    print(f"== neighbours of {args.lines[0]!r} (noise {args.noise})")
+    for out in vae.decode(vae.neighbours(mu[0], 6, args.noise, seed=args.seed), args.method, **options):
+        print(f"  {out}")
+    print("== from the prior")
+    for out in vae.decode(vae.prior(6, seed=args.seed), args.method, **options):
+        print(f"  {out}")
     return 0
 
 

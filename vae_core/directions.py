@@ -17,7 +17,6 @@ property. For a bit-vector model codes are bit probabilities and every function 
 from __future__ import annotations
 
 import math
-import numbers
 import re
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
@@ -31,6 +30,7 @@ from threadpoolctl import threadpool_limits
 from . import properties
 from .recall import as_codes
 from .syllables import words
+from .validate import Range
 
 MAX_LINES = 20_000  # corpus lines a direction or probe is fitted on (a seeded sample of the rest)
 MIN_LINES = 10  # fewest corpus lines to fit and score a property on
@@ -207,6 +207,16 @@ def steer(z, direction: Direction, amounts) -> torch.Tensor:
     z = _code("z", z, width=len(direction.vector))
     amounts = _values("amounts", amounts)
     return z + (amounts * direction.spread).unsqueeze(1) * direction.vector
+
+
+def steer_counts(count: int, corpus, amounts) -> list[int]:
+    """The syllable counts to ask of a syllable-conditioned model steered along the syllable
+    direction: the line's own ``count`` moved by each amount in spreads of the corpus's counts, kept
+    in 1-100. Such a model leaves the count to its condition, not its code, so steering the code alone
+    barely moves it: the condition moves with the code."""
+    count = _count("count", count, 0, 100)
+    spread = float(np.std(_field(corpus, "syllables", len(corpus.codes))))
+    return [min(max(round(count + amount * spread), 1), 100) for amount in _values("amounts", amounts).tolist()]
 
 
 def analogy(a, b, c, keep_norm: bool = False) -> torch.Tensor:
@@ -487,8 +497,4 @@ def _values(name: str, values) -> torch.Tensor:
 
 def _count(name: str, value, minimum: int = 0, maximum: int | None = None) -> int:
     """``value`` as an int from ``minimum`` to ``maximum`` (a bool is not one)."""
-    if (not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum
-            or (maximum is not None and value > maximum)):
-        allowed = f"from {minimum} to {maximum}" if maximum is not None else f"of at least {minimum}"
-        raise ValueError(f"{name} must be an integer {allowed}, got {value!r}")
-    return int(value)
+    return Range(int, minimum, math.inf if maximum is None else maximum).check(name, value)

@@ -27,7 +27,7 @@ from collections import Counter
 
 import torch
 
-from .cli import DEVICES, device, non_negative_int, positive_int
+from .cli import DEVICES, command, device, non_negative_int, positive_int
 from .data import Corpus, read_lines
 from .latent import Gaussian, Posterior, concat
 from .model import SentenceVAE
@@ -67,8 +67,9 @@ def mutual_info(q: Posterior, batch_size: int = 512, generator=None) -> float:
 
 
 @torch.no_grad()
-def elbo_terms(model: SentenceVAE, corpus: Corpus, batch_size: int = 512, generator=None) -> dict:
-    """Mean ``rec``, ``kl`` and ``elbo`` per line with one posterior sample, plus AU and MI.
+def elbo_terms(model: SentenceVAE | VRNN, corpus: Corpus, batch_size: int = 512, generator=None) -> dict:
+    """Mean ``rec``, ``kl`` and ``elbo`` per line with one posterior sample (a VRNN: one trajectory of
+    latents), plus AU and MI for a sentence code.
 
     For a plain LM (``nz == 0``) the reconstruction term is the exact NLL and KL is zero.
     """
@@ -76,14 +77,18 @@ def elbo_terms(model: SentenceVAE, corpus: Corpus, batch_size: int = 512, genera
     qs = []
     for index in corpus.batches(batch_size):
         tokens, lengths, cond = corpus.batch(index)
-        if model.is_lm:
-            rec += float(model.reconstruction(tokens, lengths, model.code(None, cond)).sum())
-            continue
-        q = model.posterior(tokens, lengths, cond)
-        z = q.sample(generator=generator)[:, 0]
-        rec += float(model.reconstruction(tokens, lengths, model.code(z, cond)).sum())
-        kl += float(q.kl().sum())
-        qs.append(q)
+        if isinstance(model, VRNN):
+            terms = model.terms(tokens, lengths, generator=generator)
+            line_rec, line_kl = terms.rec, terms.kl
+        elif model.is_lm:
+            line_rec, line_kl = model.reconstruction(tokens, lengths, model.code(None, cond)), torch.zeros(())
+        else:
+            q = model.posterior(tokens, lengths, cond)
+            line_rec = model.reconstruction(tokens, lengths, model.code(q.sample(generator=generator)[:, 0], cond))
+            line_kl = q.kl()
+            qs.append(q)
+        rec += float(line_rec.sum())
+        kl += float(line_kl.sum())
     n = len(corpus)
     out = {"n_lines": n, "rec": rec / n, "kl": kl / n, "elbo": (rec + kl) / n}
     if qs:
@@ -113,10 +118,11 @@ def fit_proposal(model: SentenceVAE, q: Posterior, tokens: torch.Tensor, lengths
 
 
 @torch.no_grad()
-def iw_nll(model: SentenceVAE, corpus: Corpus, samples: int = 100, batch_size: int = 64, chunk: int = 50,
+def iw_nll(model: SentenceVAE | VRNN, corpus: Corpus, samples: int = 100, batch_size: int = 64, chunk: int = 50,
            fit_steps: int = 0, generator=None) -> torch.Tensor:
     """Importance-weighted estimate of -log p(x) per line, ``[N]``, with ``samples`` draws from q(z|x)
-    (fitted to each line by ``fit_steps`` steps of ``fit_proposal``).
+    (fitted to each line by ``fit_steps`` steps of ``fit_proposal``); a VRNN's draws are whole
+    trajectories of latents, z_t from q at every step.
 
     ``log p(x) ~= logsumexp_k [log p(x|z_k) + log p(z_k) - log q(z_k|x)] - log K``; the K samples of
     a batch are decoded ``chunk`` at a time, all lines of the batch together.
@@ -124,33 +130,33 @@ def iw_nll(model: SentenceVAE, corpus: Corpus, samples: int = 100, batch_size: i
     result = torch.empty(len(corpus))
     for index in corpus.batches(batch_size):
         tokens, lengths, cond = corpus.batch(index)
-        if model.is_lm:
+        if isinstance(model, VRNN):
+            q = None
+        elif model.is_lm:
             result[index] = model.reconstruction(tokens, lengths, model.code(None, cond)).cpu()
             continue
-        q = fit_proposal(model, model.posterior(tokens, lengths, cond), tokens, lengths, cond, fit_steps,
-                         generator=generator)
-        log_w = []
-        for start in range(0, samples, chunk):
-            k = min(chunk, samples - start)
-            z = q.sample(k, generator=generator)  # [B, k, nz]
-            rep = torch.arange(len(index)).repeat_interleave(k)
-            code = model.code(z.reshape(-1, z.size(-1)), cond[rep] if cond is not None else None)
-            log_px = -model.reconstruction(tokens[rep], lengths[rep], code).view(-1, k)
-            log_w.append(log_px + q.log_prior(z) - q.log_prob(z))
+        else:
+            q = fit_proposal(model, model.posterior(tokens, lengths, cond), tokens, lengths, cond, fit_steps,
+                             generator=generator)
+        log_w = [log_weights(model, q, tokens, lengths, cond, min(chunk, samples - start), generator)
+                 for start in range(0, samples, chunk)]
         result[index] = -(torch.logsumexp(torch.cat(log_w, dim=1), dim=1) - math.log(samples)).cpu()
     return result
 
 
-@torch.no_grad()
-def sequence_terms(model: VRNN, corpus: Corpus, batch_size: int = 512, generator=None) -> dict:
-    """Mean ``rec``, ``kl`` and ``elbo`` per line of a VRNN, one trajectory of latents per line."""
-    rec = kl = 0.0
-    for index in corpus.batches(batch_size):
-        terms = model.terms(*corpus.batch(index)[:2], generator=generator)
-        rec += float(terms.rec.sum())
-        kl += float(terms.kl.sum())
-    n = len(corpus)
-    return {"n_lines": n, "rec": rec / n, "kl": kl / n, "elbo": (rec + kl) / n}
+def log_weights(model: SentenceVAE | VRNN, q: Posterior | None, tokens: torch.Tensor, lengths: torch.Tensor,
+                cond: torch.Tensor | None, k: int, generator=None) -> torch.Tensor:
+    """``log p(x, z) - log q(z|x)`` of ``k`` draws per line, ``[N, k]``: codes from the proposal ``q``, or
+    for a VRNN (``q`` None) trajectories weighed by ``sum_t log p(x_t | .) + log p(z_t | h_{t-1}) -
+    log q(z_t | .)``."""
+    rep = torch.arange(len(tokens), device=tokens.device).repeat_interleave(k)
+    if q is None:
+        terms = model.terms(tokens[rep], lengths[rep], generator=generator)
+        return (terms.log_ratio - terms.rec).view(-1, k)
+    z = q.sample(k, generator=generator)  # [N, k, nz]
+    code = model.code(z.reshape(-1, z.size(-1)), cond[rep] if cond is not None else None)
+    log_px = -model.reconstruction(tokens[rep], lengths[rep], code).view(-1, k)
+    return log_px + q.log_prior(z) - q.log_prob(z)
 
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
@@ -221,12 +227,12 @@ def evaluate_sequence(sampler, lines: list[str], iw_samples: int, generator: tor
     trajectories, ppl and the unigram F1 of teacher-forced reconstructions."""
     model = sampler.model
     corpus = Corpus.from_lines(lines, sampler.tokenizer).to(generator.device)
-    out = sequence_terms(model, corpus, generator=generator)
-    total = sum(float(model.iw_nll(*corpus.batch(index)[:2], iw_samples, generator=generator).sum())
-                for index in corpus.batches(batch_size))
+    out = elbo_terms(model, corpus, generator=generator)
+    total = float(iw_nll(model, corpus, iw_samples, batch_size, generator=generator).sum())
     return out | _summary(total, corpus, iw_samples, model.config.nz, lines, sampler.reconstruct(lines))
 
 
+@command
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vae_core.evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -241,15 +247,11 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu", choices=DEVICES, help="cpu, cuda, or auto (CUDA when present)")
     parser.add_argument("--json", action="store_true", help="print one JSON object (default: a table)")
     args = parser.parse_args(argv)
-    try:
-        lines = read_lines(args.data)[: args.max_lines]
-        if not lines:
-            raise ValueError(f"no lines in {args.data}")
-        result = evaluate(args.checkpoint, lines, args.iw_samples, args.seed, args.batch_size, device(args.device),
-                          args.fit_steps)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    lines = read_lines(args.data)[: args.max_lines]
+    if not lines:
+        raise ValueError(f"no lines in {args.data}")
+    result = evaluate(args.checkpoint, lines, args.iw_samples, args.seed, args.batch_size, device(args.device),
+                      args.fit_steps)
     if args.json:
         print(json.dumps(result))
     else:

@@ -2,7 +2,7 @@
 
 ``Gaussian``: z in R^nz, q = N(mu, diag exp(logvar)), prior N(0, I) (Bowman et al. 2016).
 ``Bernoulli``: z in {0, 1}^K, q = a product of Bernoullis from the encoder's logits, prior a
-product of Bernoullis with a fixed P(bit = 1) (the bit-vector latent of seed 002).
+product of Bernoullis with a fixed P(bit = 1) (the bit-vector latent of the VI tutorial's latent-factor notebook).
 
 Both offer the same operations, so training, evaluation and the sampler need not know which
 family a model has: ``mean``, ``std``, ``sample``, ``kl`` (closed form, per dimension),

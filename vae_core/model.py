@@ -3,11 +3,13 @@
     pieces -> embedding -> LSTM encoder -> q(z|x) = N(mu, diag(sigma^2))
     z -> initial decoder state;  [embedding ; z] at every step -> LSTM decoder -> next piece
 
-With ``latent="bernoulli"`` the code is a vector of bits instead (seed 002): q(z|x) is a product
-of Bernoullis from the encoder's logits, and the decoder reads the bits as +-1 (see ``latent.py``).
+With ``latent="bernoulli"`` the code is a vector of bits instead, as in the VI tutorial's
+latent-factor notebook: q(z|x) is a product of Bernoullis from the encoder's logits, and the decoder
+reads the bits as +-1 (see ``latent.py``).
 
 A conditioned model (``condition="syllables"``) also gives the encoder and the decoder a scalar
-per line (its syllable count), beside every piece, as the "energy" of the conditioned LM in seed 001.
+per line (its syllable count), beside every piece, as the "energy" of the conditioned LM in the
+blog post on conditioned LMs and seq2seq VAEs.
 
 The output layer is an adaptive softmax (Grave et al. 2017): frequent pieces sit in a small head,
 rare ones in cheaper tail clusters, so training does not pay for a full 10,000-way softmax on every
@@ -18,7 +20,6 @@ pieces' training-set frequency, kept in the ``rank_of`` buffer (piece id -> freq
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -27,6 +28,7 @@ from torch import nn
 
 from .latent import LATENTS, Bernoulli, Gaussian, Posterior
 from .tokenizer import UNK, VOCAB_SIZE
+from .validate import Range
 
 MAX_LEN = 256  # most pieces a line may have: the longest max_len, and the most a decoded line may take
 MIN_COND_STD = 1e-3  # the condition's scale is floored here, so normalising it never divides by ~0
@@ -48,16 +50,11 @@ class DictConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def check_range(self, name: str, low: float, high: float = math.inf) -> None:
-        """A ValueError unless field ``name`` is a finite number from ``low`` to ``high`` (an integer where
-        the field is declared ``int``): a config may come from a hand-edited config.json."""
-        value = getattr(self, name)
-        integral = next(f.type for f in fields(self) if f.name == name) == "int"
-        number = isinstance(value, numbers.Integral if integral else numbers.Real) and not isinstance(value, bool)
-        if not (number and math.isfinite(value) and low <= value <= high):
-            what = "an integer" if integral else "a finite number"
-            bounds = f"from {low} to {high}" if high < math.inf else f">= {low}"
-            raise ValueError(f"{name} must be {what} {bounds}, got {value!r}")
+    def check(self, ranges: dict[str, Range]) -> None:
+        """A ValueError unless every field named in ``ranges`` holds a number of its range: a config may
+        come from a hand-edited config.json."""
+        for name, allowed in ranges.items():
+            allowed.check(name, getattr(self, name))
 
 
 class Dropout(nn.Dropout):
@@ -100,14 +97,10 @@ class ModelConfig(DictConfig):
     cond_std: float = 1.0
 
     def __post_init__(self):
-        for name in ("vocab_size", "emb_dim", "enc_hidden", "dec_hidden"):
-            self.check_range(name, 1)
-        self.check_range("nz", 0)
-        self.check_range("max_len", 1, MAX_LEN)
-        for name in ("dropout", "word_dropout"):
-            self.check_range(name, 0, 1)
-        self.check_range("bn_gamma", 0)
-        self.check_range("cond_std", MIN_COND_STD)
+        size, share = Range(int, 1), Range(float, 0, 1)
+        self.check({"vocab_size": size, "emb_dim": size, "enc_hidden": size, "dec_hidden": size, "nz": Range(int, 0),
+                    "max_len": Range(int, 1, MAX_LEN), "dropout": share, "word_dropout": share,
+                    "bn_gamma": Range(float, 0), "cond_std": Range(float, MIN_COND_STD)})
         if self.latent not in LATENTS:
             raise ValueError(f"latent must be one of {LATENTS}, got {self.latent!r}")
         if self.latent == "bernoulli" and not 0 < self.prior_p < 1:
@@ -341,3 +334,63 @@ class SentenceVAE(nn.Module):
         real = torch.arange(pieces.size(1), device=pieces.device) < (lengths - 1).unsqueeze(1)
         log_probs = F.log_softmax(self.bow(z), dim=-1).gather(1, pieces)
         return -(log_probs * real).sum(dim=1)
+
+    # ---- training loss -------------------------------------------------------------------
+    def loss(self, batch, beta: float, free_bits: float = 0.0, bow_weight: float = 0.0, estimator: str = "score",
+             gumbel_tau: float = 1.0, baseline: Baseline | None = None, autoencoder: bool = False):
+        """Mean training loss per line of ``batch`` (tokens, lengths, conditions) and its parts (floats):
+        ``rec + beta * KL``, each dimension's batch-mean KL floored at ``free_bits`` nats (no pull below
+        it), plus ``bow_weight`` times the bag-of-words loss. ``autoencoder``: z is the posterior mean and
+        there is no KL term (Li et al.'s pretraining). A plain LM's loss is its NLL.
+
+        Bits cannot be reparameterised. With ``estimator="score"`` the loss also carries
+        ``(rec - baseline) * log q(z|x)``, whose gradient is the encoder's (its value is subtracted
+        again, so the reported loss stays ``rec + beta * KL``); in training mode it updates the running
+        ``baseline``. With "gumbel" the bits are straight-through Gumbel draws at ``gumbel_tau``.
+        """
+        tokens, lengths, cond = batch
+        if self.is_lm:
+            rec = self.reconstruction(tokens, lengths, self.code(None, cond)).mean()
+            return rec, {"rec": rec.item(), "kl": 0.0}
+        q = self.posterior(tokens, lengths, cond)
+        gaussian = isinstance(q, Gaussian)
+        score = not (gaussian or autoencoder) and estimator == "score"
+        if autoencoder:
+            z = q.mean
+        elif gaussian or score:
+            z = q.sample()[:, 0]
+        else:
+            z = q.straight_through(gumbel_tau)
+        rec_lines = self.reconstruction(tokens, lengths, self.code(z, cond))
+        rec = rec_lines.mean()
+        kl = q.kl().mean(dim=0)
+        kl_term = kl.clamp(min=free_bits).sum() if free_bits > 0 else kl.sum()
+        loss = rec if autoencoder else rec + beta * kl_term
+        parts = {"rec": rec.item(), "kl": kl.sum().item()}
+        if self.bow is not None:
+            bow = self.bag_of_words(tokens, lengths, z).mean()
+            loss = loss + bow_weight * bow
+            parts["bow"] = bow.item()
+        if score:
+            cost = rec_lines.detach()
+            advantage = cost - baseline.value(lengths)
+            surrogate = (advantage * q.log_prob(z.unsqueeze(1))[:, 0]).mean()
+            loss = loss + surrogate - surrogate.detach()
+            if self.training:
+                baseline.update(cost, lengths)
+        return loss, parts
+
+
+class Baseline:
+    """The score-function estimator's baseline: a running mean of the reconstruction cost per
+    piece, times a line's length (a long line costs more whatever its code)."""
+
+    def __init__(self, decay: float = 0.99):
+        self.decay, self.per_piece = decay, None
+
+    def value(self, lengths: torch.Tensor) -> torch.Tensor:
+        return lengths.float() * (self.per_piece or 0.0)
+
+    def update(self, cost: torch.Tensor, lengths: torch.Tensor) -> None:
+        mean = float(cost.sum() / lengths.sum())
+        self.per_piece = mean if self.per_piece is None else self.decay * self.per_piece + (1 - self.decay) * mean

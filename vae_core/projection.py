@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from . import checkpoint as ckpt
 from . import properties, recall, regions
+from .cli import command
 from .data import read_lines
 from .evaluate import unigram_f1
 
@@ -160,7 +161,7 @@ class Projection:
             raise ckpt.CheckpointError(f"{directory / META}: format {meta.get('format')!r}, expected {FORMAT!r}")
         tensors = ckpt.read_tensors(directory / TENSORS)
         try:
-            sources = [{**s, "path": str((directory / s["path"]).resolve())} for s in meta["sources"]]
+            sources = [{**s, "path": str(_source_path(directory, s["path"]))} for s in meta["sources"]]
             lines = read_sources(sources)
             codes = dequantise(tensors["codes"], tensors["code_offset"], tensors["code_scale"])
             xy = tensors["xy"].float()
@@ -255,6 +256,16 @@ def _relative(path: str, directory: Path) -> str:
         return os.path.relpath(Path(path).resolve(), Path(directory).resolve())
     except ValueError:  # another drive
         return str(Path(path).resolve())
+
+
+def _source_path(directory: Path, stored: str) -> Path:
+    """A map's source file: ``stored`` relative to the map's directory, else (a checkpoint folder moved
+    away from the repository) a file of the repository's ``data/`` looked up under ``ckpt.data_root()``."""
+    path = (directory / stored).resolve()
+    parts = Path(stored).parts
+    if path.is_file() or "data" not in parts:
+        return path
+    return ckpt.data_root().joinpath(*parts[parts.index("data") + 1:]).resolve()
 
 
 def source_files(data: str | Path) -> list[dict]:
@@ -368,12 +379,13 @@ def build(sampler, sources: list[dict], config: MapConfig | None = None, progres
                       index.lists)
 
 
+@command
 def main(argv=None) -> int:
     defaults = MapConfig()
     parser = argparse.ArgumentParser(prog="python -m vae_core.projection", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default=None, help="checkpoint directory (default: the shipped model)")
-    parser.add_argument("--data", default=str(ckpt.SHIPPED.parent.parent / "data" / "poetry"),
+    parser.add_argument("--data", default=str(ckpt.data_root() / "poetry"),
                         help="a file of lines, or a folder of .txt files (train, valid, test) (default: data/poetry)")
     parser.add_argument("--out", default=None, help="where to write the map (default: the checkpoint directory)")
     parser.add_argument("--neighbours", type=int, default=defaults.neighbours, help="UMAP n_neighbors")
@@ -394,16 +406,12 @@ def main(argv=None) -> int:
 
     config = MapConfig(args.neighbours, args.min_dist, args.fit_lines, args.regions, args.regions_on,
                        args.reconstruct, args.seed)
-    try:
-        sampler = load(args.checkpoint)
-        if sampler.latent == "sequence":
-            raise ValueError("a VRNN has no code for a whole line, so it has no map")
-        started = time.monotonic()
-        projection = build(sampler, source_files(args.data), config)
-        projection.save(Path(args.out) if args.out else sampler.directory)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    sampler = load(args.checkpoint)
+    if sampler.latent == "sequence":
+        raise ValueError("a VRNN has no code for a whole line, so it has no map")
+    started = time.monotonic()
+    projection = build(sampler, source_files(args.data), config)
+    projection.save(Path(args.out) if args.out else sampler.directory)
     print(f"mapped {len(projection)} lines in {time.monotonic() - started:.1f}s")
     return 0
 

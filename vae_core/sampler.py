@@ -5,7 +5,7 @@
     z = vae.mu(["the sea is calm tonight", "i wandered lonely as a cloud"])
     vae.beam(vae.interpolate(z[0], z[1], steps=8), width=4)
 
-Method names follow the BPEmb VAE sampler of seed 000 (``z``, ``mu``, ``greedy``, ``sample``,
+Method names follow Parrish's BPEmb VAE sampler notebook (``z``, ``mu``, ``greedy``, ``sample``,
 ``beam``). Every stochastic call takes ``seed`` for reproducible results.
 
 For a bit-vector (Bernoulli) model a code is a vector of probabilities in [0, 1]: ``mu`` gives
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import numbers
 from pathlib import Path
 
 import torch
@@ -31,20 +30,24 @@ from .data import conditions
 from .latent import Bernoulli, Gaussian, Posterior, concat
 from .model import MAX_LEN, SentenceVAE
 from .tokenizer import EOS, Tokenizer, clean
+from .validate import Range
 from .vrnn import VRNN
 
 METHODS = ("greedy", "sample", "beam")
 INTERPOLATIONS = ("linear", "slerp")
 ENCODE_BATCH = 512
 MAX_COUNT = 100_000  # most codes one call makes (prior, neighbours, steps)
-MAX_SEED = 2**64 - 1  # torch's seeds are unsigned 64-bit integers
+COUNT, POSITIVE_COUNT = Range(int, 0, MAX_COUNT), Range(int, 1, MAX_COUNT)
+SEED = Range(int, 0, 2**64 - 1)  # torch's seeds are unsigned 64-bit integers
+NON_NEGATIVE, PROBABILITY = Range(float, 0), Range(float, 0, 1)
+LINE_LENGTH = Range(int, 1, MAX_LEN)
 
 
 def _generator(seed: int | None) -> torch.Generator | None:
     """A generator seeded with ``seed``, or None (torch's global generator) for no seed."""
     if seed is None:
         return None
-    return torch.Generator().manual_seed(_check_count("seed", seed, maximum=MAX_SEED))
+    return torch.Generator().manual_seed(SEED.check("seed", seed))
 
 
 class Loaded:
@@ -148,7 +151,7 @@ class Sampler(Loaded):
 
     def prior(self, n: int, seed: int | None = None) -> torch.Tensor:
         """``n`` codes from the prior: N(0, I), or bits that are 1 with the prior's probability."""
-        n = _check_count("n", n)
+        n = COUNT.check("n", n)
         if self.bits:
             return torch.bernoulli(torch.full((n, self.nz), self.model.config.prior_p), generator=_generator(seed))
         return torch.randn(n, self.nz, generator=_generator(seed))
@@ -164,7 +167,7 @@ class Sampler(Loaded):
         a, b = self.check_z(z_a), self.check_z(z_b)
         if len(a) != 1 or len(b) != 1:
             raise ValueError("interpolate takes one code for each endpoint")
-        steps = _check_count("steps", steps, minimum=1)
+        steps = POSITIVE_COUNT.check("steps", steps)
         methods = ("linear",) if self.bits else INTERPOLATIONS
         if method not in methods:
             raise ValueError(f"method must be one of {methods} for a {self.latent} code, got {method!r}")
@@ -190,13 +193,13 @@ class Sampler(Loaded):
         z = self.check_z(z)
         if len(z) != 1:
             raise ValueError("neighbours takes one code")
-        n = _check_count("n", n)
+        n = COUNT.check("n", n)
         if self.bits:
-            noise = _check_non_negative("noise (a flip probability)", noise, maximum=1)
+            noise = PROBABILITY.check("noise (a flip probability)", noise)
             bits = most_likely_bits(z)
             flips = torch.rand(n, self.nz, generator=_generator(seed)) < noise
             return torch.where(flips, 1 - bits, bits)
-        noise = _check_non_negative("noise", noise)
+        noise = NON_NEGATIVE.check("noise", noise)
         std = self._check_std(std) if std is not None else torch.ones(1, self.nz)
         return z + noise * (torch.randn(n, self.nz, generator=_generator(seed)) * std)
 
@@ -216,7 +219,7 @@ class Sampler(Loaded):
         z = self.check_z(z)
         if self.bits:
             z = most_likely_bits(z)
-        max_len = _check_count("max_len", self.max_len if max_len is None else max_len, minimum=1, maximum=MAX_LEN)
+        max_len = LINE_LENGTH.check("max_len", self.max_len if max_len is None else max_len)
         device = self.model.rank_of.device
         cond = self._condition(syllables, len(z))
         code = self.model.code(z.to(device) if self.nz > 0 else None, cond.to(device) if cond is not None else None)
@@ -254,11 +257,11 @@ class Sampler(Loaded):
                seed: int | None = None, max_len: int | None = None, syllables=None) -> list[str]:
         """Each piece drawn from the softmax at ``temperature`` (0: the most likely piece), optionally cut to
         ``top_k`` / ``top_p``."""
-        temperature = _check_non_negative("temperature", temperature)
+        temperature = NON_NEGATIVE.check("temperature", temperature)
         if top_k is not None:
-            top_k = _check_count("top_k", top_k, minimum=1)
-        if top_p is not None and not (isinstance(top_p, numbers.Real) and 0 < top_p <= 1):
-            raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
+            top_k = POSITIVE_COUNT.check("top_k", top_k)
+        if top_p is not None:
+            top_p = Range(float, 0, 1, open_low=True).check("top_p", top_p)
         z, n, max_len = self._prepare(z, max_len, syllables)
         ids = decoding.sample(self.model, z, n, max_len, temperature, top_k, top_p, _generator(seed))
         return self._texts(ids)
@@ -267,8 +270,8 @@ class Sampler(Loaded):
              syllables=None) -> list[str]:
         """Beam search with ``width`` hypotheses per row (at most one per piece of the vocabulary),
         length-normalised."""
-        width = _check_count("width", width, minimum=1, maximum=self.model.config.vocab_size)
-        length_penalty = _check_non_negative("length_penalty", length_penalty)
+        width = Range(int, 1, self.model.config.vocab_size).check("width", width)
+        length_penalty = NON_NEGATIVE.check("length_penalty", length_penalty)
         z, n, max_len = self._prepare(z, max_len, syllables)
         return self._texts(decoding.beam(self.model, z, n, max_len, width, length_penalty))
 
@@ -317,9 +320,9 @@ class SequenceSampler(Loaded):
                max_len: int | None = None) -> list[str]:
         """``n`` lines, each step's latent from the prior and its piece from the softmax at ``temperature``
         (0: the most likely piece, the latents still drawn)."""
-        n = _check_count("n", n)
-        temperature = _check_non_negative("temperature", temperature)
-        max_len = _check_count("max_len", self.max_len if max_len is None else max_len, minimum=1, maximum=MAX_LEN)
+        n = COUNT.check("n", n)
+        temperature = NON_NEGATIVE.check("temperature", temperature)
+        max_len = LINE_LENGTH.check("max_len", self.max_len if max_len is None else max_len)
         ids = self.model.generate(n, max_len, temperature, _generator(seed))
         return [self.tokenizer.decode(row) for row in ids.tolist()]
 
@@ -373,21 +376,6 @@ def first_appearances(lines: list[str]) -> list[tuple[int, str]]:
     for step, line in enumerate(lines):
         seen.setdefault(line, step)
     return [(step, line) for line, step in seen.items()]
-
-
-def _check_count(name: str, value, minimum: int = 0, maximum: int = MAX_COUNT) -> int:
-    """``value`` as an int from ``minimum`` to ``maximum`` (NumPy integers too; a bool is not a count)."""
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or not minimum <= value <= maximum:
-        raise ValueError(f"{name} must be an integer from {minimum} to {maximum}, got {value!r}")
-    return int(value)
-
-
-def _check_non_negative(name: str, value, maximum: float = math.inf) -> float:
-    """``value`` as a float, a finite number from 0 to ``maximum``."""
-    if not isinstance(value, numbers.Real) or not (math.isfinite(value) and 0 <= value <= maximum):
-        limit = f" up to {maximum:g}" if maximum < math.inf else ""
-        raise ValueError(f"{name} must be a non-negative number{limit}, got {value!r}")
-    return float(value)
 
 
 def load(path: str | Path | None = None) -> Sampler | SequenceSampler:

@@ -15,7 +15,6 @@ by the pieces' training-set frequency in the ``rank_of`` buffer.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -26,6 +25,7 @@ from .decoding import draw
 from .latent import log_normal
 from .model import MAX_LEN, DictConfig, Dropout, SentenceVAE
 from .tokenizer import EOS, VOCAB_SIZE
+from .validate import Range
 
 
 @dataclass
@@ -39,10 +39,9 @@ class VRNNConfig(DictConfig):
     max_len: int = 48  # pieces per line; longer input is truncated, generation stops here
 
     def __post_init__(self):
-        for name in ("vocab_size", "emb_dim", "hidden", "nz"):
-            self.check_range(name, 1)
-        self.check_range("dropout", 0, 1)
-        self.check_range("max_len", 1, MAX_LEN)
+        size = Range(int, 1)
+        self.check({"vocab_size": size, "emb_dim": size, "hidden": size, "nz": size, "dropout": Range(float, 0, 1),
+                    "max_len": Range(int, 1, MAX_LEN)})
 
 
 class LineTerms(NamedTuple):
@@ -129,22 +128,12 @@ class VRNN(nn.Module):
 
         return LineTerms(per_line(nll), per_line(kl), per_line(log_ratio))
 
-    @torch.no_grad()
-    def iw_nll(self, tokens: torch.Tensor, lengths: torch.Tensor, samples: int, chunk: int = 50,
-               generator=None) -> torch.Tensor:
-        """Importance-weighted estimate of -log p(x) per line, ``[N]``, from ``samples`` trajectories.
-
-        Each trajectory draws z_t from q at every step and weighs ``sum_t log p(x_t | .) +
-        log p(z_t | h_{t-1}) - log q(z_t | .)``; ``log p(x) ~= logsumexp_k w_k - log K``. The
-        trajectories are run ``chunk`` at a time, all lines together.
-        """
-        log_w = []
-        for start in range(0, samples, chunk):
-            k = min(chunk, samples - start)
-            rep = torch.arange(len(tokens), device=tokens.device).repeat_interleave(k)
-            terms = self.terms(tokens[rep], lengths[rep], generator=generator)
-            log_w.append((terms.log_ratio - terms.rec).view(-1, k))
-        return -(torch.logsumexp(torch.cat(log_w, dim=1), dim=1) - math.log(samples))
+    def loss(self, batch, beta: float):
+        """Mean training loss per line of ``batch`` (tokens, lengths and conditions, which a VRNN has
+        none of), ``rec + beta * KL`` with one trajectory of latents, and its parts (floats)."""
+        terms = self.terms(*batch[:2])
+        rec, kl = terms.rec.mean(), terms.kl.mean()
+        return rec + beta * kl, {"rec": rec.item(), "kl": kl.item()}
 
     # ---- generation and reconstruction ---------------------------------------------------
     @torch.no_grad()

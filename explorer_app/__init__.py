@@ -1,0 +1,1 @@
+"""The Latent Verse explorer: a Streamlit app over a checkpoint's latent space (``latent-verse explore``)."""
