@@ -1,12 +1,14 @@
 """Training throughput at the shipped model's size, against a straightforward baseline measured in
 the same run, and (with ``--budget-minutes``) the validation loss reached from scratch in that time.
 
-    python bench/training.py                     # throughput only (about three minutes)
+    python bench/training.py                     # throughput only (about four minutes)
     python bench/training.py --budget-minutes 10 # plus the 10-minute validation loss
     python bench/training.py --device cuda       # on a GPU
 
 The baseline is the textbook padded LSTM VAE of the same size: random batches (no length
-bucketing) and a full 10,000-way softmax on every position.
+bucketing) and a full 10,000-way softmax on every position. On the CPU the trainer is measured in one
+process with all the threads, as ``--processes`` DistributedDataParallel ranks under torchrun with
+one share of the threads each, and as as many Hogwild! workers, on the same batches.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,12 +32,12 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from vae_core import checkpoint as ckpt  # noqa: E402
-from vae_core import cli  # noqa: E402
-from vae_core.data import Corpus, read_lines  # noqa: E402
+from vae_core import cli, distributed  # noqa: E402
+from vae_core.data import Corpus, read_lines, shard  # noqa: E402
 from vae_core.model import ModelConfig, SentenceVAE  # noqa: E402
 from vae_core.run_state import Run  # noqa: E402
 from vae_core.tokenizer import Tokenizer  # noqa: E402
-from vae_core.train import train, train_share  # noqa: E402
+from vae_core.train import Objective, train, train_share  # noqa: E402
 from vae_core.train_config import MODEL_FIELDS, TrainConfig  # noqa: E402
 from vae_core.workers import train_parallel  # noqa: E402
 
@@ -60,7 +63,8 @@ def throughputs(steps: dict, corpus: Corpus, batches: dict, turn: int = TURN) ->
     """Lines/s and target pieces/s of each ``steps[name](corpus, indices)`` (forward, backward, update on
     each batch of ``indices``) over its ``batches[name]``, taken in turns of ``turn`` batches each, so
     every step sees the same machine: this one's speed drifts by 10% over minutes. On a GPU each turn
-    is waited for before the clock stops."""
+    is waited for before the clock stops. A step that runs in other processes returns the seconds its
+    batches took there (their start-up not counted)."""
     for name, step in steps.items():  # the first batches warm up the allocator and kernels
         step(corpus, batches[name][:2])
     totals = {name: [0.0, 0, 0] for name in steps}  # seconds, lines, pieces
@@ -68,11 +72,11 @@ def throughputs(steps: dict, corpus: Corpus, batches: dict, turn: int = TURN) ->
         for name, step in steps.items():
             chunk = batches[name][start : start + turn]
             began = time.perf_counter()
-            step(corpus, chunk)
+            seconds = step(corpus, chunk)
             if corpus.tokens.is_cuda:
                 torch.cuda.synchronize()
             total = totals[name]
-            total[0] += time.perf_counter() - began
+            total[0] += seconds if isinstance(seconds, float) else time.perf_counter() - began
             total[1] += sum(len(index) for index in chunk)
             total[2] += sum(int(corpus.lengths[index].sum()) for index in chunk)
     return {name: (lines / seconds, pieces / seconds) for name, (seconds, lines, pieces) in totals.items()}
@@ -106,9 +110,14 @@ def textbook_step(model: PaddedVAE):
 
 def trainer_step(cfg: TrainConfig, model: SentenceVAE, device: torch.device):
     """The trainer's own steps (``vae_core.train.train_share``, or with ``cfg.workers`` above 1 in its forked
-    workers, ``vae_core.workers.train_parallel``) at full KL weight."""
+    workers, ``vae_core.workers.train_parallel``; in a torchrun rank, on its share of the batches) at full
+    KL weight."""
     run = Run(cfg, model, device)
     model.train()
+    if distributed.world() > 1:
+        run.ddp = distributed.wrap(Objective(run), device)
+        return lambda corpus, chunk: train_share(run, corpus, shard(chunk, distributed.rank(), distributed.world()),
+                                                 math.inf, None, lambda step: 1.0, False)
 
     def share(corpus, chunk, rank=0):
         return train_share(run, corpus, chunk, math.inf, None, lambda step: 1.0, False, rank)
@@ -116,6 +125,33 @@ def trainer_step(cfg: TrainConfig, model: SentenceVAE, device: torch.device):
     if cfg.workers > 1:
         return lambda corpus, chunk: train_parallel(run, lambda rank: share(corpus, chunk, rank))
     return share
+
+
+def ranks_step(batches: list, processes: int, threads: int, device: str):
+    """A turn of the trainer's steps on some of ``batches`` in ``processes`` DistributedDataParallel ranks
+    started by torchrun, each with ``threads`` threads (this script again, with ``--rank-turn``, which
+    draws the same batches); returns their seconds."""
+
+    def turn(corpus: Corpus, chunk: list) -> float:
+        first = next(i for i, index in enumerate(batches) if index is chunk[0])
+        command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(processes),
+                   "--master-port", str(free_port()), __file__, "--rank-turn", f"{first},{len(chunk)}",
+                   "--batches", str(len(batches)),
+                   "--threads", str(threads), "--device", device]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode:
+            raise RuntimeError(f"the ranks failed:\n{result.stderr[-3000:]}")
+        return json.loads(result.stdout.strip().splitlines()[-1])["seconds"]
+
+    return turn
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def lstm_step(model: SentenceVAE):
@@ -140,21 +176,25 @@ def report(name, value, unit, **extra):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget-minutes", type=float, default=0, help="also train from scratch for this long")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (shared out among processes)")
     parser.add_argument("--device", default="cpu", choices=cli.DEVICES, help="where to train")
-    parser.add_argument("--workers", type=int, default=0,
-                        help="the trainer's --workers (default: 2 on the CPU, 1 on a GPU)")
+    parser.add_argument("--processes", type=int, default=0,
+                        help="training processes to compare with one (default: 2 on the CPU, 1 on a GPU)")
+    parser.add_argument("--batches", type=int, default=BATCHES, help="batches in the sample (2 of them warm up)")
+    parser.add_argument("--rank-turn", default="", help=argparse.SUPPRESS)  # FIRST,COUNT: one rank's turn
     args = parser.parse_args()
     try:
-        device = cli.device(args.device)
+        device = distributed.start(args.device) if args.rank_turn else cli.device(args.device)
     except ValueError as err:
         parser.error(str(err))
-    workers = args.workers or (2 if device.type == "cpu" else 1)
+    processes = args.processes or (2 if device.type == "cpu" else 1)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     # the shipped model's sizes and recipe; how it trains on this machine (threads, workers) is the bench's
-    shipped = dataclasses.replace(TrainConfig.from_dict(ckpt.read_json(ckpt.SHIPPED / "config.json")["train"]),
-                                  threads=args.threads, workers=workers, device=args.device)
+    recorded = ckpt.read_json(ckpt.SHIPPED / "config.json")["train"]
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    shipped = dataclasses.replace(TrainConfig.from_dict({k: v for k, v in recorded.items() if k in known}),
+                                  threads=args.threads, workers=1, device=args.device)
     config = shipped.model_config()
     tokenizer = Tokenizer(ckpt.SHIPPED / "tokenizer", max_len=config.max_len)
     corpus = Corpus.from_lines(read_lines(ROOT / "data" / "poetry" / "train.txt")[:20000], tokenizer)
@@ -163,39 +203,55 @@ def main() -> None:
     # lengths (a random sample of ~60 one-length batches can be 5% shorter on average, and faster).
     by_length = sorted(corpus.batches(BATCH_SIZE, shuffle=True, generator=g),
                        key=lambda index: int(corpus.lengths[index].max()))
-    picks = torch.randperm(BATCHES, generator=g).tolist()
-    bucketed = [by_length[(2 * i + 1) * len(by_length) // (2 * BATCHES)] for i in picks]
-    padded = list(torch.randperm(len(corpus), generator=g).split(BATCH_SIZE))[:BATCHES]
+    picks = torch.randperm(args.batches, generator=g).tolist()
+    bucketed = [by_length[(2 * i + 1) * len(by_length) // (2 * args.batches)] for i in picks]
+    padded = list(torch.randperm(len(corpus), generator=g).split(BATCH_SIZE))[: args.batches]
 
     def shipped_model() -> SentenceVAE:
         model = SentenceVAE(config)
         model.set_piece_order(corpus.piece_counts(config.vocab_size))
         return model.to(device)
 
+    if args.rank_turn:  # one torchrun rank of ranks_step: warm up, then time the turn's batches
+        first, count = map(int, args.rank_turn.split(","))
+        step, corpus = trainer_step(shipped, shipped_model(), device), corpus.to(device)
+        step(corpus, bucketed[:2])
+        torch.distributed.barrier()
+        began = time.perf_counter()
+        step(corpus, bucketed[first : first + count])
+        torch.distributed.barrier()
+        if distributed.lead():
+            print(json.dumps({"seconds": time.perf_counter() - began}))
+        distributed.stop()
+        return
+
     model = shipped_model()
     steps = {"baseline": textbook_step(PaddedVAE(config).to(device)), "trainer": trainer_step(shipped, model, device),
              "ceiling": lstm_step(model)}
-    if workers > 1:
-        one = dataclasses.replace(shipped, workers=1)
-        steps["one process"] = trainer_step(one, shipped_model(), device)
+    if processes > 1:
+        steps["ranks"] = ranks_step(bucketed, processes, max(1, args.threads // processes), args.device)
+        steps["hogwild"] = trainer_step(dataclasses.replace(shipped, workers=processes), shipped_model(), device)
     order = {name: padded if name == "baseline" else bucketed for name in steps}
     speed = throughputs(steps, corpus.to(device), order)
     (base_lines, base_pieces), (lines, pieces), (ceiling, _) = (speed[name] for name in list(steps)[:3])
     on = {"device": device.type, "threads": args.threads}
     report("train: padded full-softmax VAE (baseline)", base_lines, "lines/s", pieces_per_s=round(base_pieces), **on)
     report("train: LSTM kernels alone at the shipped size (ceiling)", ceiling, "lines/s", **on)
-    if workers > 1:
-        single, _ = speed["one process"]
-        report("train: shipped configuration, one process", single, "lines/s", baseline=round(base_lines, 2),
-               ratio=round(single / base_lines, 2), **on)
-    report("train: shipped configuration", lines, "lines/s", pieces_per_s=round(pieces),
-           baseline=round(base_lines, 2), ratio=round(lines / base_lines, 2), target=500, workers=workers, **on)
+    report("train: shipped configuration, one process", lines, "lines/s", pieces_per_s=round(pieces),
+           baseline=round(base_lines, 2), ratio=round(lines / base_lines, 2), target=500, **on)
+    if processes > 1:
+        for name, title in (("ranks", f"DistributedDataParallel, torchrun with {processes} processes"),
+                            ("hogwild", f"Hogwild!, {processes} forked workers")):
+            value, value_pieces = speed[name]
+            report(f"train: shipped configuration, {title}", value, "lines/s", pieces_per_s=round(value_pieces),
+                   baseline=round(base_lines, 2), ratio=round(value / base_lines, 2), target=500,
+                   processes=processes, **on)
     if args.budget_minutes:
         with tempfile.TemporaryDirectory() as out:
             # the shipped model's options; the trainer's defaults for the rest (no --init: from scratch)
             shape = {name: getattr(shipped, name) for name in ("model", *MODEL_FIELDS)}
             cfg = TrainConfig(**shape, out=str(Path(out) / "run"), time_budget=args.budget_minutes, epochs=1000,
-                              card_iw_samples=0, threads=args.threads, workers=workers, device=args.device,
+                              card_iw_samples=0, threads=args.threads, device=args.device,
                               data=str(ROOT / "data" / "poetry"))
             with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the JSON figures
                 train(cfg)

@@ -68,22 +68,53 @@ def load_sampler(path: str) -> vae_core.Sampler:
 
 @st.cache_resource(max_entries=OPEN_CHECKPOINTS, show_spinner="Loading the map…")
 def load_projection(path: str) -> Projection:
-    return Projection.load(Path(path))
+    """A map with its word and code indexes already built: built here, once, under the cache's lock,
+    where sessions that reached a lazy index at the same time would each build their own."""
+    projection = Projection.load(Path(path))
+    _ = projection.word_index, projection.code_index
+    return projection
+
+
+@st.cache_resource(max_entries=OPEN_CHECKPOINTS, show_spinner=False)
+def regions(path: str) -> list[dict]:
+    """The map's regions (see ``Projection.region_table``; none without a region field), shared read-only."""
+    projection = load_projection(path)
+    return projection.region_table() if "region" in projection.fields else []
 
 
 class RowMemo:
     """Results of a deterministic, row-by-row batched function, kept per row (the least recently
     used are dropped past ``capacity``): a rerun computes, in one batch, only the rows it has not
-    seen, so editing one line of a pasted poem encodes and decodes that line, not the poem."""
+    seen, so editing one line of a pasted poem encodes and decodes that line, not the poem. Rows
+    that another session is computing are waited for, not computed again: a class that opens the
+    same tab at once decodes its default lines once."""
 
     def __init__(self, capacity: int = 20_000):
         self.capacity, self.rows, self.lock = capacity, OrderedDict(), threading.Lock()
+        self.pending: dict = {}  # key -> an Event set when the session computing that row has stored it
 
     def __call__(self, keys: list, compute) -> list:
         """The result for each of ``keys``; ``compute(missing_keys)`` returns those of the unseen ones."""
+        done = threading.Event()
         with self.lock:
             found = {key: self.rows[key] for key in keys if key in self.rows}
-        missing = [key for key in dict.fromkeys(keys) if key not in found]
+            waits = {key: self.pending[key] for key in dict.fromkeys(keys) if key not in found and key in self.pending}
+            mine = [key for key in dict.fromkeys(keys) if key not in found and key not in waits]
+            self.pending.update(dict.fromkeys(mine, done))
+        try:
+            if mine:
+                found.update(zip(mine, compute(mine)))
+        finally:
+            with self.lock:
+                self.rows.update((key, found[key]) for key in mine if key in found)
+                for key in mine:
+                    del self.pending[key]
+            done.set()
+        for event in set(waits.values()):
+            event.wait()
+        with self.lock:
+            found.update((key, self.rows[key]) for key in waits if key in self.rows)
+        missing = [key for key in waits if key not in found]  # its computation failed, or it was dropped
         if missing:
             found.update(zip(missing, compute(missing)))
         with self.lock:

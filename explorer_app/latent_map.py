@@ -62,7 +62,7 @@ def render(ctx: Context, layers: list[dict]) -> None:
             st.error(f"Search: {err}.")
         else:
             highlight, name = matches, "matches"
-    regions = projection.region_table() if "region" in projection.fields else []
+    regions = cache.regions(ctx.path)
     chosen = s["map.region"]
     if highlight is None and 0 <= chosen < len(projection.region_words):
         highlight, name = np.flatnonzero(projection.fields["region"] == chosen), "region"

@@ -3,6 +3,8 @@
 import io
 import json
 import shutil
+import threading
+import time
 
 import numpy as np
 import pandas as pd
@@ -319,6 +321,29 @@ def test_the_row_memo_computes_unseen_rows_once_and_forgets_the_oldest():
     assert memo([2, 3, 4], compute) == [20, 30, 40] and calls[-1] == [3, 4]
     assert memo([4, 2], compute) == [40, 20] and len(calls) == 2  # all seen: nothing computed
     assert memo([1], compute) == [10] and calls[-1] == [1]  # the oldest, 1, was dropped past capacity
+
+
+def test_the_row_memo_waits_for_a_row_another_session_is_computing():
+    memo, calls, results = RowMemo(), [], {}
+
+    def compute(keys):
+        calls.append(keys)
+        while len(calls) < 2 and not release.is_set():  # both sessions are inside a computation at once
+            time.sleep(0.01)
+        return [10 * key for key in keys]
+
+    release = threading.Event()
+    first = threading.Thread(target=lambda: results.update(first=memo([1, 2], compute)))
+    first.start()
+    while not calls:
+        time.sleep(0.01)
+    second = threading.Thread(target=lambda: results.update(second=memo([2, 3], compute)))
+    second.start()
+    second.join(5)
+    release.set()
+    first.join(5)
+    assert results == {"first": [10, 20], "second": [20, 30]}
+    assert calls == [[1, 2], [3]]  # row 2 was computed once, by the session that asked first
 
 
 def test_editing_a_poem_decodes_only_the_new_line(app, shipped, monkeypatch):

@@ -249,7 +249,7 @@ def bad_inputs():
         (lambda: D.traverse(z, 1, [float("nan")]), "finite"),
         (lambda: D.circle(z, -z, 8), "one line through the origin"),
         (lambda: D.circle(torch.zeros(8), z, 8), "non-zero"),
-        (lambda: D.circle(z, unit(1), 1), "steps must be an integer of at least 2"),
+        (lambda: D.circle(z, unit(1), 1), "steps must be an integer from 2 to 100000"),
         (lambda: D.circle(z, torch.zeros(6), 8), "width 6"),
         (lambda: D.dimension_spread(z), "at least 2 codes"),
         (lambda: D.probe_table(D.Corpus(corpus.lines, corpus.codes, {"size": corpus.fields["size"]})), "pieces"),

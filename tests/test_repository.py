@@ -23,7 +23,7 @@ CORPUS = {"data/poetry/train.txt", "data/poetry/valid.txt", "data/poetry/test.tx
 # What a text about the product never says. "session" alone is fine (Streamlit's session state,
 # pytest's session fixtures); only a numbered one, or one placed in the project's past, is history.
 HISTORY = {
-    "a numbered session": r"\bsessions?\s+#?\d+",
+    "a numbered session": r"(?<!-)\bsessions?\s+#?\d+",  # not an option such as --sessions 30
     "an earlier session": r"\b(earlier|previous|past|later)\s+sessions?\b",
     "what a session shipped": r"\bshipped\s+in\s+(\w+\s+)?session",
     "a numbered issue": r"\bissues?\s+#?\d+",
@@ -96,7 +96,8 @@ def test_the_history_patterns_catch_what_they_name(text, kind):
 
 
 @pytest.mark.parametrize("text", [
-    "st.session_state keeps the widgets", "a fixture of scope session", "executable_path=/usr/bin/chromium",
+    "st.session_state keeps the widgets", "python bench/load.py --sessions 30", "a fixture of scope session",
+    "executable_path=/usr/bin/chromium",
     "lines/s on one worker", "https://example.org/home/page", "--seed 0 --work runs/scale", "the homotopy",
 ])
 def test_the_history_patterns_let_the_product_speak(text):

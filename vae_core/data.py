@@ -1,4 +1,5 @@
-"""Line corpora: reading files, turning them into one padded tensor, and length-bucketed batches."""
+"""Line corpora: reading files, turning them into one padded tensor, and length-bucketed batches (and
+each training process's share of them)."""
 
 from __future__ import annotations
 
@@ -72,6 +73,20 @@ def conditions(lines: list[str], condition: str) -> torch.Tensor | None:
     if condition not in CONDITIONS:
         raise ValueError(f"unknown condition {condition!r}: choose from {CONDITIONS}")
     return torch.tensor([float(syllables.count(line)) for line in lines])
+
+
+def shard(batches: list[torch.Tensor], rank: int, world: int) -> list[torch.Tensor]:
+    """Process ``rank``'s share of an epoch's ``batches`` when ``world`` processes train together: every
+    ``world``-th batch from the ``rank``-th, after splitting the first of the largest batches in two
+    until the count divides evenly, so every line is trained once and every process takes as many
+    steps (the ranks step together). One process takes the batches as they are."""
+    batches = list(batches)
+    while len(batches) % world:
+        largest = max(range(len(batches)), key=lambda i: len(batches[i]))
+        if len(batches[largest]) < 2:
+            raise ValueError(f"{sum(map(len, batches))} training lines cannot feed {world} processes")
+        batches[largest : largest + 1] = batches[largest].tensor_split(2)
+    return batches[rank::world]
 
 
 @dataclass

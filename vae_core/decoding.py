@@ -61,6 +61,7 @@ def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float |
         sorted_logits, order = logits.sort(dim=-1, descending=True)
         probs = sorted_logits.softmax(dim=-1)
         outside = probs.cumsum(dim=-1) - probs >= top_p  # mass before this piece already reaches top_p
+        outside[:, 0] = False  # a top_p below float32's smallest number would otherwise cut them all
         logits = logits.scatter(-1, order, sorted_logits.masked_fill(outside, float("-inf")))
     return logits
 
@@ -70,7 +71,7 @@ def draw(log_probs: torch.Tensor, temperature: float, generator: torch.Generator
     """One column per row ``[N]`` drawn from the softmax of ``log_probs / temperature``, cut to ``top_k`` /
     ``top_p``; temperature 0 takes the most likely column. Each row's best is shifted to 0 before
     dividing, so however small a positive temperature, the softmax stays finite (it tends to the argmax)."""
-    if temperature == 0:
+    if temperature < torch.finfo(log_probs.dtype).tiny:  # 0, or below float32: the best would get 0 / 0
         return log_probs.argmax(dim=-1)
     logits = (log_probs - log_probs.amax(dim=-1, keepdim=True)) / temperature
     probs = filter_logits(logits, top_k, top_p).softmax(dim=-1)

@@ -29,6 +29,7 @@ from threadpoolctl import threadpool_limits
 
 from . import properties
 from .recall import as_codes
+from .sampler import MAX_COUNT, SEED
 from .syllables import words
 from .validate import Range
 
@@ -88,6 +89,7 @@ def direction(codes_a, codes_b, probe: bool = False, seed: int = 0, corpus_codes
     vector returned is fitted on all the codes; its spread is measured on ``corpus_codes`` (the codes
     it will steer among), or on the two sets together.
     """
+    seed = SEED.check("seed", seed)
     a = as_codes("codes_a", codes_a)
     b = as_codes("codes_b", codes_b, width=a.shape[1])
     corpus = torch.cat([a, b]) if corpus_codes is None else as_codes("corpus_codes", corpus_codes, width=a.shape[1])
@@ -107,6 +109,9 @@ def direction_for(corpus, prop: str, value=None, probe: bool = False, seed: int 
     At most ``max_lines`` lines (a seeded sample) are fitted on, and at most half as many from each
     side of a two-set property, so it takes well under a second on the whole map.
     """
+    if not isinstance(prop, str):
+        raise ValueError(f"prop must be the name of a property, got {type(prop).__name__}")
+    seed = SEED.check("seed", seed)
     codes = as_codes("corpus.codes", corpus.codes)
     if len(codes) < MIN_LINES:
         raise ValueError(f"a direction needs a corpus of at least {MIN_LINES} lines, got {len(codes)}")
@@ -206,7 +211,11 @@ def steer(z, direction: Direction, amounts) -> torch.Tensor:
     ``z + amount * spread * vector``. (A bit-probability code may leave [0, 1]: clamp it to decode.)"""
     z = _code("z", z, width=len(direction.vector))
     amounts = _values("amounts", amounts)
-    return z + (amounts * direction.spread).unsqueeze(1) * direction.vector
+    moved = z + (amounts * direction.spread).unsqueeze(1) * direction.vector
+    if not torch.isfinite(moved).all():
+        raise ValueError(f"amounts {amounts.tolist()} are too large: times the direction's spread "
+                         f"({direction.spread:g}) they overflow")
+    return moved
 
 
 def steer_counts(count: int, corpus, amounts) -> list[int]:
@@ -273,7 +282,7 @@ def circle(z_a, z_b, steps: int) -> torch.Tensor:
     """
     a = _code("z_a", z_a)
     b = _code("z_b", z_b, width=len(a))
-    steps = _count("steps", steps, minimum=2)
+    steps = _count("steps", steps, minimum=2, maximum=MAX_COUNT)
     norm_a, norm_b = a.norm(), b.norm()
     if norm_a == 0 or norm_b == 0:
         raise ValueError("a circle needs two non-zero codes: a zero code has no direction")
@@ -379,6 +388,7 @@ def dimension_correlations(corpus, seed: int = 0, max_lines: int = MAX_LINES) ->
 
 def _fitting_sample(corpus, seed: int, max_lines: int) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
     """A seeded sample of at most ``max_lines`` of the corpus's codes and fields."""
+    seed = SEED.check("seed", seed)
     codes = as_codes("corpus.codes", corpus.codes)
     if len(codes) < MIN_LINES:
         raise ValueError(f"a probe needs a corpus of at least {MIN_LINES} lines, got {len(codes)}")

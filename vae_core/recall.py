@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from sklearn.feature_extraction.text import CountVectorizer
 
 from .properties import STOP_WORDS, normalise, words
+from .sampler import MAX_CODE
 
 K1, B = 1.2, 0.75  # BM25's term-frequency saturation and length normalisation
 MEASURES = ("cosine", "csls", "euclidean")
@@ -112,7 +113,7 @@ class WordIndex:
 
 
 def as_codes(name: str, value, width: int | None = None) -> torch.Tensor:
-    """``value`` (a tensor, array or nested list) as finite float32 codes ``[N, nz]``, at least one;
+    """``value`` (a tensor, array or nested list) as float32 codes ``[N, nz]`` within ±``MAX_CODE``, at least one;
     one code ``[nz]`` becomes one row. Anything else is a ValueError that says what is wrong."""
     try:
         codes = torch.as_tensor(np.asarray(value, dtype=np.float32) if not torch.is_tensor(value) else value)
@@ -130,6 +131,8 @@ def as_codes(name: str, value, width: int | None = None) -> torch.Tensor:
                          f"expected {width}")
     if not torch.isfinite(codes).all():
         raise ValueError(f"{name} holds NaN or infinite values")
+    if (codes.abs() > MAX_CODE).any():
+        raise ValueError(f"{name} holds values beyond ±{MAX_CODE:g}: codes lie within a few units of 0")
     return codes
 
 

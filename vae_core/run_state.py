@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from . import checkpoint as ckpt
+from . import distributed
 from .model import Baseline, SentenceVAE
 from .train_config import TrainConfig
 from .vrnn import VRNN
@@ -46,6 +47,7 @@ class Run:
         self.aggressive = cfg.aggressive and coded
         self.seconds = 0.0  # wall time of the run so far, resumes included (what --time-budget limits)
         self.baseline = Baseline()  # the score-function estimator's (bit-vector codes)
+        self.ddp = None  # under torchrun: the loss in DistributedDataParallel (see vae_core.train.Objective)
 
     @property
     def optimizers(self):
@@ -125,7 +127,8 @@ def start(cfg: TrainConfig, model: SentenceVAE | VRNN, device, cond: torch.Tenso
         if saved != model.config:
             raise ValueError(f"--resume: the model options differ from the run in {out} ({saved})")
         run.restore(out)
-        print(f"resumed after epoch {run.epoch} of stage {run.stage}", flush=True)
+        if distributed.lead():
+            print(f"resumed after epoch {run.epoch} of stage {run.stage}", flush=True)
         return run
     if (out / "config.json").exists():
         raise ValueError(f"{out} already holds a checkpoint: choose another --out or pass --resume")
@@ -134,7 +137,8 @@ def start(cfg: TrainConfig, model: SentenceVAE | VRNN, device, cond: torch.Tenso
         load_weights(model, Path(cfg.init))
         history = ckpt.read_metrics(cfg.init)
     run.stage = max((row["stage"] for row in history), default=0) + 1
-    ckpt.write_text(out / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in history))
+    if distributed.lead():  # under torchrun, rank 0 writes
+        ckpt.write_text(out / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in history))
     return run
 
 

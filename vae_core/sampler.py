@@ -37,6 +37,10 @@ METHODS = ("greedy", "sample", "beam")
 INTERPOLATIONS = ("linear", "slerp")
 ENCODE_BATCH = 512
 MAX_COUNT = 100_000  # most codes one call makes (prior, neighbours, steps)
+MAX_WIDTH = 100  # widest beam: each step scores rows x width x vocabulary logits (gigabytes a row at 10,000)
+# Largest magnitude of a code's value: the prior's codes lie within a few units of 0, and below this
+# the sums, norms and products of codes stay finite in float32.
+MAX_CODE = 1e6
 COUNT, POSITIVE_COUNT = Range(int, 0, MAX_COUNT), Range(int, 1, MAX_COUNT)
 SEED = Range(int, 0, 2**64 - 1)  # torch's seeds are unsigned 64-bit integers
 NON_NEGATIVE, PROBABILITY = Range(float, 0), Range(float, 0, 1)
@@ -131,8 +135,8 @@ class Sampler(Loaded):
         return z
 
     def _rows(self, name: str, value) -> torch.Tensor:
-        """``value`` (a tensor, array or nested list of real numbers) as a finite float tensor ``[N, nz]``;
-        a single ``[nz]`` vector becomes one row."""
+        """``value`` (a tensor, array or nested list of real numbers) as a float tensor ``[N, nz]`` within
+        ±``MAX_CODE``; a single ``[nz]`` vector becomes one row."""
         try:
             rows = torch.as_tensor(value)
         except (TypeError, ValueError, RuntimeError):
@@ -147,6 +151,8 @@ class Sampler(Loaded):
             raise ValueError(f"{name} must have shape [N, {self.nz}] (or [{self.nz}]), got {list(rows.shape)}")
         if not torch.isfinite(rows).all():
             raise ValueError(f"{name} holds NaN or infinite values")
+        if (rows.abs() > MAX_CODE).any():
+            raise ValueError(f"{name} holds values beyond ±{MAX_CODE:g}: codes lie within a few units of 0")
         return rows
 
     def prior(self, n: int, seed: int | None = None) -> torch.Tensor:
@@ -201,7 +207,10 @@ class Sampler(Loaded):
             return torch.where(flips, 1 - bits, bits)
         noise = NON_NEGATIVE.check("noise", noise)
         std = self._check_std(std) if std is not None else torch.ones(1, self.nz)
-        return z + noise * (torch.randn(n, self.nz, generator=_generator(seed)) * std)
+        codes = z + noise * (torch.randn(n, self.nz, generator=_generator(seed)) * std)
+        if not torch.isfinite(codes).all():
+            raise ValueError(f"noise {noise:g} is too large: the neighbours' values overflow")
+        return codes
 
     def _check_std(self, std) -> torch.Tensor:
         """``std`` as one row ``[1, nz]`` of non-negative scales."""
@@ -268,9 +277,9 @@ class Sampler(Loaded):
 
     def beam(self, z, width: int = 4, max_len: int | None = None, length_penalty: float = 1.0,
              syllables=None) -> list[str]:
-        """Beam search with ``width`` hypotheses per row (at most one per piece of the vocabulary),
-        length-normalised."""
-        width = Range(int, 1, self.model.config.vocab_size).check("width", width)
+        """Beam search with ``width`` hypotheses per row (at most ``MAX_WIDTH``, and one per piece of the
+        vocabulary), length-normalised."""
+        width = Range(int, 1, min(MAX_WIDTH, self.model.config.vocab_size)).check("width", width)
         length_penalty = NON_NEGATIVE.check("length_penalty", length_penalty)
         z, n, max_len = self._prepare(z, max_len, syllables)
         return self._texts(decoding.beam(self.model, z, n, max_len, width, length_penalty))

@@ -4,12 +4,14 @@
     python -m vae_core.train --data data/poetry --out checkpoints/my-model --resume
     python -m vae_core.train --data data/poetry --out checkpoints/my-model --workers 2  # on two CPU cores
     python -m vae_core.train --data data/poetry --out checkpoints/tuned --init checkpoints/my-model --lr 3e-4
+    torchrun --nproc-per-node 4 -m vae_core.train --data data/poetry --out checkpoints/my-model  # on 4 GPUs
 
 Each epoch appends validation metrics to ``metrics.jsonl``, keeps the best weights (by validation
 loss; ``--keep last``: the last) in the checkpoint and the last epoch's full state in ``resume/``;
 at the end the model card (``README.md``) is written with test metrics and samples when the data
 has a test split. A run from ``--init`` carries its source's metrics forward, one training stage
-more (see ``vae_core.run_state``).
+more (see ``vae_core.run_state``). Under ``torchrun`` each process trains on its share of every epoch's
+batches with DistributedDataParallel, and rank 0 evaluates and writes (see ``vae_core.distributed``).
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ import torch
 from tqdm import tqdm
 
 from . import checkpoint as ckpt
-from . import cli, workers
+from . import cli, distributed, workers
 from .card import write_card
-from .data import Corpus, splits
+from .data import Corpus, shard, splits
 from .evaluate import elbo_terms
 from .model import SentenceVAE
 from .run_state import Run, start
@@ -54,13 +56,27 @@ def batch_loss(run: Run, batch, beta: float, autoencoder: bool = False):
                       autoencoder)
 
 
+class Objective(torch.nn.Module):
+    """``batch_loss`` as a module's ``forward``: what DistributedDataParallel wraps, to average the ranks'
+    gradients in the backward pass."""
+
+    def __init__(self, run: Run):
+        super().__init__()
+        self.model, self.run = run.model, run
+
+    def forward(self, batch, beta: float, autoencoder: bool = False):
+        return batch_loss(self.run, batch, beta, autoencoder)
+
+
 def train_step(run: Run, batch, beta: float, optimizers: list, autoencoder: bool = False):
-    """One optimisation step on ``batch`` that updates the parameters of ``optimizers``; returns
-    ``batch_loss``'s loss and parts."""
-    loss, parts = batch_loss(run, batch, beta, autoencoder)
+    """One optimisation step on ``batch`` (under torchrun: on each rank's own batch, their gradients
+    averaged) that updates the parameters of ``optimizers``; returns this batch's loss and parts."""
+    loss, parts = batch_loss(run, batch, beta, autoencoder) if run.ddp is None else run.ddp(batch, beta, autoencoder)
     for opt in run.optimizers:
         opt.zero_grad(set_to_none=True)
     loss.backward()
+    if run.baseline.per_piece is not None:  # the score estimator's baseline: the mean of the ranks' updates
+        run.baseline.per_piece = distributed.mean(run.baseline.per_piece)
     torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.cfg.clip, foreach=True)
     for opt in optimizers:
         opt.step()
@@ -68,14 +84,20 @@ def train_step(run: Run, batch, beta: float, optimizers: list, autoencoder: bool
 
 
 def encoder_burst(run: Run, corpus: Corpus, beta: float, generator: torch.Generator) -> None:
-    """He et al.'s inner loop: update only the encoder on fresh batches until the loss stops falling."""
+    """He et al.'s inner loop: update only the encoder on fresh batches until the loss stops falling.
+
+    Under torchrun each rank takes its own part of one draw (``generator`` is the same on every rank),
+    and the ranks' mean loss decides when to stop, so they all take the same number of steps."""
     cfg = run.cfg
     best, since_best = math.inf, 0
+    rank, world = distributed.rank(), distributed.world()
     for _ in range(cfg.aggressive_steps):
-        index = torch.randint(len(corpus), (cfg.batch_size,), generator=generator)
+        index = torch.randint(len(corpus), (world * cfg.batch_size,), generator=generator)
+        index = index[rank * cfg.batch_size : (rank + 1) * cfg.batch_size]
         loss, _ = train_step(run, corpus.batch(index), beta, [run.enc_opt])
-        if loss.item() < best - 1e-3:
-            best, since_best = loss.item(), 0
+        loss = distributed.mean(loss.item())
+        if loss < best - 1e-3:
+            best, since_best = loss, 0
         else:
             since_best += 1
             if since_best >= 5:
@@ -85,12 +107,14 @@ def encoder_burst(run: Run, corpus: Corpus, beta: float, generator: torch.Genera
 def train_share(run: Run, corpus: Corpus, batches: list, deadline: float, generator: torch.Generator | None,
                 beta_at, autoencoder: bool, rank: int = 0) -> dict:
     """Train on every ``cfg.workers``-th of the epoch's ``batches``, from the ``rank``-th, the KL weighted by
-    ``beta_at(step)``; returns the sums of the loss parts, the batches done and the score estimator's
-    baseline. ``generator`` draws the aggressive mode's encoder batches (one worker only)."""
+    ``beta_at(step)``, until the step at which ``deadline`` passes (on any rank); returns the sums of the
+    loss parts, the batches and lines done and the score estimator's baseline. ``generator`` draws the
+    aggressive mode's encoder batches (one worker only)."""
     cfg = run.cfg
-    sums, done = {}, 0
+    sums, done, lines = {}, 0, 0
     mine = range(rank, len(batches), cfg.workers)
-    bar = tqdm(mine, desc=f"epoch {run.epoch + 1}", disable=None if rank == 0 else True, leave=False)
+    shown = rank == 0 and distributed.lead()
+    bar = tqdm(mine, desc=f"epoch {run.epoch + 1}", disable=None if shown else True, leave=False)
     for position in bar:
         beta = beta_at(run.step + position)
         if run.aggressive:
@@ -101,18 +125,21 @@ def train_share(run: Run, corpus: Corpus, batches: list, deadline: float, genera
         for key, value in parts.items():
             sums[key] = sums.get(key, 0.0) + value
         done += 1
+        lines += len(batches[position])
         bar.set_postfix(loss=f"{parts['loss']:.2f}", kl=f"{parts['kl']:.2f}", beta=f"{beta:.2f}")
-        if time.monotonic() > deadline:
+        if deadline < math.inf and distributed.any_rank(time.monotonic() > deadline):
             break
-    return {"sums": sums, "batches": done, "baseline": run.baseline.per_piece}
+    return {"sums": sums, "batches": done, "lines": lines, "baseline": run.baseline.per_piece}
 
 
 def train_epoch(run: Run, corpus: Corpus, deadline: float, generator: torch.Generator) -> dict:
-    """One pass over the training batches (stopping early at ``deadline``), in this process or in
-    ``cfg.workers`` of them; returns the mean training loss parts and the KL weight of the last step."""
+    """One pass over the training batches (stopping early at ``deadline``), in this process, in
+    ``cfg.workers`` of them, or in this rank's share under torchrun; returns the mean training loss parts
+    over all the epoch's batches, their number and lines, and the KL weight of the last step."""
     cfg = run.cfg
     run.model.train()
-    batches = corpus.batches(cfg.batch_size, shuffle=True, generator=generator)
+    batches = shard(corpus.batches(cfg.batch_size, shuffle=True, generator=generator), distributed.rank(),
+                    distributed.world())
     autoencoder = run.epoch < run.pretraining
     total_steps = len(batches) * (cfg.epochs - run.pretraining)
 
@@ -125,22 +152,38 @@ def train_epoch(run: Run, corpus: Corpus, deadline: float, generator: torch.Gene
         shares = workers.train_parallel(
             run, lambda rank: train_share(run, corpus, batches, deadline, None, beta_at, autoencoder, rank))
         run.baseline.per_piece = shares[0]["baseline"]
-    done = sum(share["batches"] for share in shares)
+    done = sum(share["batches"] for share in shares)  # this rank's steps
     beta = beta_at(run.step + max(done - 1, 0))  # the weight of the epoch's last step
     if not autoencoder:
         run.step += done
-    keys = dict.fromkeys(key for share in shares for key in share["sums"])  # a worker may have had no batch
-    sums = {key: sum(share["sums"].get(key, 0.0) for share in shares) for key in keys}
-    return {f"train_{k}": v / max(done, 1) for k, v in sums.items()} | {"beta": beta, "batches": done}
+    keys = list(dict.fromkeys(key for share in shares for key in share["sums"]))  # a worker may have had no batch
+    *sums, batches, lines = distributed.sums(
+        [sum(share["sums"].get(key, 0.0) for share in shares) for key in keys]
+        + [done, sum(share["lines"] for share in shares)])
+    return {f"train_{k}": v / max(batches, 1) for k, v in zip(keys, sums)} | {"beta": beta, "batches": int(batches),
+                                                                               "lines": int(lines)}
 
 
 def train(cfg: TrainConfig) -> Path:
-    """Train as ``cfg`` says and return the checkpoint directory."""
+    """Train as ``cfg`` says and return the checkpoint directory; under torchrun, as one of its ranks (a
+    lost rank stops the others with ``distributed.PeerLost``)."""
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out: {out} is a file; give a directory for the checkpoint")
-    device = cli.device(cfg.device)
+    device = distributed.start(cfg.device)
+    try:
+        with distributed.peers(out):
+            return train_on(cfg, out, device)
+    finally:
+        distributed.stop()
+
+
+def train_on(cfg: TrainConfig, out: Path, device: torch.device) -> Path:
+    """``train`` on ``device``, once any process group is joined."""
     workers.check(cfg.workers, device)
+    if cfg.workers > 1 and distributed.world() > 1:
+        raise ValueError("--workers above 1 is for one process: under torchrun pass --workers 1")
+    lead = distributed.lead()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -148,51 +191,67 @@ def train(cfg: TrainConfig) -> Path:
     tokenizer = Tokenizer(tokenizer_dir, max_len=cfg.max_len)
     train_lines, valid_lines, test_lines = splits(cfg.data, cfg.max_lines, cfg.valid_fraction, cfg.seed)
     train_set, valid_set = (Corpus.from_lines(lines, tokenizer, cfg.condition) for lines in (train_lines, valid_lines))
-    print(f"data: {len(train_set)} training lines, {len(valid_set)} validation, {len(test_lines)} test", flush=True)
+    if lead:
+        print(f"data: {len(train_set)} training lines, {len(valid_set)} validation, {len(test_lines)} test",
+              flush=True)
 
     model = (VRNN if cfg.model == "vrnn" else SentenceVAE)(cfg.model_config(train_set.cond))
     model.set_piece_order(train_set.piece_counts(model.config.vocab_size))
     model.to(device)
     run = start(cfg, model, device, train_set.cond)
-    ckpt.copy_tokenizer(tokenizer_dir, out)
+    if distributed.world() > 1:
+        run.ddp = distributed.wrap(Objective(run), device)
+    if lead:
+        ckpt.copy_tokenizer(tokenizer_dir, out)
 
     valid_dev, train_dev = valid_set.to(device), train_set.to(device)
     began, spent = time.monotonic(), run.seconds  # the time budget counts the earlier runs' time too
     deadline = began + (cfg.time_budget * 60 - spent if cfg.time_budget else math.inf)
-    while run.epoch < cfg.epochs and time.monotonic() < deadline:
+    while run.epoch < cfg.epochs and not distributed.any_rank(time.monotonic() >= deadline):
         # schedule: this epoch's shuffle, seeded per epoch so that a resumed run shuffles exactly as one
-        # that never stopped (the KL weights and pretraining follow run.step and run.epoch)
+        # that never stopped (the KL weights and pretraining follow run.step and run.epoch); under
+        # torchrun the same on every rank, while each rank but the lead draws its own dropout and noise
         generator = torch.Generator().manual_seed(1_000_003 * cfg.seed + run.epoch)
+        if not lead:
+            torch.manual_seed(1_000_003 * cfg.seed + 1_009 * run.epoch + distributed.rank())
         lr, aggressive, started = run.lr, run.aggressive, time.monotonic()
         # step
         stats = train_epoch(run, train_dev, deadline, generator)
         seconds = time.monotonic() - started
-        # evaluate, and what the validation metrics decide (Run.end_epoch)
-        valid = elbo_terms(model.eval(), valid_dev)
+        # evaluate (on the lead, its figures then every rank's), and what the validation metrics decide
+        valid = distributed.from_lead(elbo_terms(model.eval(), valid_dev) if lead else None)
         run.epoch += 1
         run.seconds = spent + time.monotonic() - began
         keep = run.end_epoch(valid)
+        distributed.share_lead_state(model)  # the new decoder drawn at the end of pretraining, say
+        lines_per_s = round(stats.pop("lines") / seconds, 1)
+        if not lead:
+            continue
         # save: the weights the checkpoint keeps, then all that a resume needs
         if keep:
             ckpt.save_model(out, model, {"kind": cfg.model, "epoch": run.epoch, "train": cfg.recorded(),
                                          "valid": valid})
         run.save(out)
         # log
-        lines_per_s = round(stats["batches"] * cfg.batch_size / seconds, 1)
         row = {"stage": run.stage, "epoch": run.epoch, "seconds": round(seconds, 1), "lines_per_s": lines_per_s,
                "lr": lr, "aggressive": aggressive, **stats, **{f"valid_{k}": v for k, v in valid.items()}}
         ckpt.append_metrics(out, row)
         print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
 
-    if (out / "config.json").exists():
+    if lead and (out / "config.json").exists():
         write_card(out, test_lines, iw_samples=cfg.card_iw_samples, baseline=cfg.baseline or None, device=device)
     return out
 
 
 @cli.command
 def main(argv=None) -> int:
-    out = train(parse_args(argv, description=__doc__))
-    print(f"checkpoint: {out}")
+    try:
+        out = train(parse_args(argv, description=__doc__))
+    except distributed.PeerLost as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    if distributed.lead():
+        print(f"checkpoint: {out}")
     return 0
 
 
