@@ -7,8 +7,8 @@ the same run, and (with ``--budget-minutes``) the validation loss reached from s
 
 The baseline is the textbook padded LSTM VAE of the same size: random batches (no length
 bucketing) and a full 10,000-way softmax on every position. On the CPU the trainer is measured in one
-process with all the threads, as ``--processes`` DistributedDataParallel ranks under torchrun with
-one share of the threads each, and as as many Hogwild! workers, on the same batches.
+process with all the threads and as ``--processes`` DistributedDataParallel ranks under torchrun with
+one share of the threads each, on the same batches.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ from vae_core.run_state import Run  # noqa: E402
 from vae_core.tokenizer import Tokenizer  # noqa: E402
 from vae_core.train import Objective, train, train_share  # noqa: E402
 from vae_core.train_config import MODEL_FIELDS, TrainConfig  # noqa: E402
-from vae_core.workers import train_parallel  # noqa: E402
 
 BATCHES, BATCH_SIZE, TURN = 122, 64, 60
 
@@ -109,22 +108,14 @@ def textbook_step(model: PaddedVAE):
 
 
 def trainer_step(cfg: TrainConfig, model: SentenceVAE, device: torch.device):
-    """The trainer's own steps (``vae_core.train.train_share``, or with ``cfg.workers`` above 1 in its forked
-    workers, ``vae_core.workers.train_parallel``; in a torchrun rank, on its share of the batches) at full
-    KL weight."""
+    """The trainer's own steps (``vae_core.train.train_share``; in a torchrun rank, on its share of the
+    batches) at full KL weight."""
     run = Run(cfg, model, device)
     model.train()
     if distributed.world() > 1:
         run.ddp = distributed.wrap(Objective(run), device)
-        return lambda corpus, chunk: train_share(run, corpus, shard(chunk, distributed.rank(), distributed.world()),
-                                                 math.inf, None, lambda step: 1.0, False)
-
-    def share(corpus, chunk, rank=0):
-        return train_share(run, corpus, chunk, math.inf, None, lambda step: 1.0, False, rank)
-
-    if cfg.workers > 1:
-        return lambda corpus, chunk: train_parallel(run, lambda rank: share(corpus, chunk, rank))
-    return share
+    return lambda corpus, chunk: train_share(run, corpus, shard(chunk, distributed.rank(), distributed.world()),
+                                             math.inf, None, lambda step: 1.0, False)
 
 
 def ranks_step(batches: list, processes: int, threads: int, device: str):
@@ -190,11 +181,11 @@ def main() -> None:
     processes = args.processes or (2 if device.type == "cpu" else 1)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    # the shipped model's sizes and recipe; how it trains on this machine (threads, workers) is the bench's
+    # the shipped model's sizes and recipe; how it trains on this machine (threads, processes) is the bench's
     recorded = ckpt.read_json(ckpt.SHIPPED / "config.json")["train"]
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     shipped = dataclasses.replace(TrainConfig.from_dict({k: v for k, v in recorded.items() if k in known}),
-                                  threads=args.threads, workers=1, device=args.device)
+                                  threads=args.threads, device=args.device)
     config = shipped.model_config()
     tokenizer = Tokenizer(ckpt.SHIPPED / "tokenizer", max_len=config.max_len)
     corpus = Corpus.from_lines(read_lines(ROOT / "data" / "poetry" / "train.txt")[:20000], tokenizer)
@@ -230,7 +221,6 @@ def main() -> None:
              "ceiling": lstm_step(model)}
     if processes > 1:
         steps["ranks"] = ranks_step(bucketed, processes, max(1, args.threads // processes), args.device)
-        steps["hogwild"] = trainer_step(dataclasses.replace(shipped, workers=processes), shipped_model(), device)
     order = {name: padded if name == "baseline" else bucketed for name in steps}
     speed = throughputs(steps, corpus.to(device), order)
     (base_lines, base_pieces), (lines, pieces), (ceiling, _) = (speed[name] for name in list(steps)[:3])
@@ -240,18 +230,16 @@ def main() -> None:
     report("train: shipped configuration, one process", lines, "lines/s", pieces_per_s=round(pieces),
            baseline=round(base_lines, 2), ratio=round(lines / base_lines, 2), target=500, **on)
     if processes > 1:
-        for name, title in (("ranks", f"DistributedDataParallel, torchrun with {processes} processes"),
-                            ("hogwild", f"Hogwild!, {processes} forked workers")):
-            value, value_pieces = speed[name]
-            report(f"train: shipped configuration, {title}", value, "lines/s", pieces_per_s=round(value_pieces),
-                   baseline=round(base_lines, 2), ratio=round(value / base_lines, 2), target=500,
-                   processes=processes, **on)
+        value, value_pieces = speed["ranks"]
+        report(f"train: shipped configuration, DistributedDataParallel, torchrun with {processes} processes", value,
+               "lines/s", pieces_per_s=round(value_pieces), baseline=round(base_lines, 2),
+               ratio=round(value / base_lines, 2), one_process=round(lines, 2), processes=processes, **on)
     if args.budget_minutes:
         with tempfile.TemporaryDirectory() as out:
             # the shipped model's options; the trainer's defaults for the rest (no --init: from scratch)
             shape = {name: getattr(shipped, name) for name in ("model", *MODEL_FIELDS)}
             cfg = TrainConfig(**shape, out=str(Path(out) / "run"), time_budget=args.budget_minutes, epochs=1000,
-                              card_iw_samples=0, threads=args.threads, device=args.device,
+                              refine="none", card_iw_samples=0, threads=args.threads, device=args.device,
                               data=str(ROOT / "data" / "poetry"))
             with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the JSON figures
                 train(cfg)

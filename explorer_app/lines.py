@@ -19,10 +19,13 @@ def render(ctx: Context) -> list[dict]:
         st.info("Type a line of verse above to place it on the map.")
         return []
     if ctx.vae.latent == "sequence":
-        frame = pd.DataFrame({"input": lines, "reconstruction": cache.reconstruct(ctx.path, tuple(lines))})
+        own, prior = (cache.reconstruct(ctx.path, tuple(lines), latents) for latents in ("posterior", "prior"))
+        frame = pd.DataFrame({"input": lines, "reconstruction": own, "with the prior's latents": prior})
         results_table(frame, "lines.table", "reconstruction", "reconstructions.csv")
-        st.caption("A VRNN's reconstruction: each piece is its best guess given the line so far and that "
-                   "piece's own latent (at its posterior mean).")
+        st.caption("A VRNN has a latent at every piece. Each piece of a reconstruction is the model's best guess "
+                   "given the line so far and a latent: the piece's own (its posterior's mean, which has seen the "
+                   "piece) or the prior's (which has only seen the line before it). Where the two columns differ, "
+                   "the latents carry the line; where they agree, the model guesses like a language model.")
         return []
     z, mu, _ = ctx.encode(lines)
     decoded = ctx.decode(z)

@@ -19,9 +19,19 @@ def render(ctx: Context) -> list[dict]:
     if ctx.vae.latent == "sequence":
         st.slider("Temperature", *state.RANGES["sample.temperature"], step=0.05, key="sample.temperature",
                   help="Softmax temperature of every piece (the latents come from the VRNN's prior)")
+        c1, c2 = st.columns([3, 1])
+        c1.text_input("Begin with the latents of this line", key="sample.line")
+        c2.slider("Its first pieces kept", *state.RANGES["sample.fixed"], key="sample.fixed",
+                  help="How many of the line's latents (posterior means, one a piece) every sample starts with; "
+                       "the prior draws the rest. 0: all from the prior")
+        line = st.session_state["sample.line"].strip()
+        fixed = int(st.session_state["sample.fixed"]) if line else 0
         decoded = cache.generate(ctx.path, count, float(st.session_state["sample.temperature"]),
-                                 ctx.settings.seed + draw, ctx.settings.max_len)
+                                 ctx.settings.seed + draw, ctx.settings.max_len, line or None, fixed)
         results_table(pd.DataFrame({"line": decoded}), "sample.table", "line", "samples.csv")
+        if fixed:
+            st.caption(f"Every line starts from the latents of the first {fixed} pieces of “{line}” and goes on "
+                       "from the prior: where the latents carry their pieces, the lines begin like it.")
         return []
     codes = ctx.vae.prior(count, seed=ctx.settings.seed + draw)
     decoded = ctx.decode(codes, seed_offset=draw + 2)

@@ -37,6 +37,8 @@ DEFAULTS = {
     "neigh.by_std": False,
     "sample.count": 12,
     "sample.temperature": 0.8,
+    "sample.line": "my heart leaps up when i behold",
+    "sample.fixed": 0,
     "dir.view": "Steer",
     "dir.line": "the sea is calm tonight",
     "dir.towards": "words",
@@ -75,6 +77,7 @@ RANGES = {
     "neigh.count": (1, 64),
     "sample.count": (1, 64),
     "sample.temperature": (0.05, 2.0),
+    "sample.fixed": (0, 16),
     "dir.amount": (-3.0, 3.0),
     "dir.dims": (1, 1024),  # at most the code's size, which the tab checks
     "map.region": (-1, 1023),  # -1 is none; an index past the map's regions is none too

@@ -459,9 +459,10 @@ def test_a_vrnn_offers_sampling_and_reconstruction(data_dir, tmp_path, monkeypat
     at = AppTest.from_file(APP, default_timeout=120).run()
     no_exceptions(at)
     lines = frames(at)[0]
-    assert list(lines.columns) == ["input", "reconstruction"] and len(lines) == 3
+    assert list(lines.columns) == ["input", "reconstruction", "with the prior's latents"] and len(lines) == 3
     vrnn = vae_core.load(out)
     assert list(lines["reconstruction"]) == vrnn.reconstruct(list(lines["input"]))
+    assert list(lines["with the prior's latents"]) == vrnn.reconstruct(list(lines["input"]), latents="prior")
     assert at.radio(key="settings.method").disabled  # sentence-VAE decoding does not apply
     for tab in ("Interpolate", "Neighbours", "Directions"):  # each says why it is not offered, and so does the map
         at = open_tab(at, tab)
@@ -473,6 +474,12 @@ def test_a_vrnn_offers_sampling_and_reconstruction(data_dir, tmp_path, monkeypat
     at.slider(key="sample.temperature").set_value(0.05).run()
     no_exceptions(at)
     assert frames(at)[0]["line"].tolist() != samples
+    at.text_input(key="sample.line").set_value("the sea is calm tonight")
+    at.slider(key="sample.fixed").set_value(3).run()
+    no_exceptions(at)
+    assert frames(at)[0]["line"].tolist() == vrnn.sample(12, temperature=0.05, seed=0, max_len=32,
+                                                         line="the sea is calm tonight", fixed=3)
+    assert any("first 3 pieces of “the sea is calm tonight”" in c.value for c in at.caption)
 
 
 def shipped_map():

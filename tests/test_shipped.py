@@ -23,7 +23,7 @@ REFERENCE = {
     "poetry": {"iw_nll": 57.3541, "iw_nll_encoder": 62.8101, "mi": 5.5407, "recon_f1": 0.3531},
     "poetry-syllables": {"iw_nll": 57.2678, "mi": 5.6120, "recon_f1": 0.2445},  # the encoder's q as it is
     "poetry-bits": {"iw_nll": 62.6849, "mi": 4.5440, "recon_f1": 0.1456},  # bits: the encoder's q, no fitting
-    "poetry-vrnn": {"iw_nll": 55.8786, "recon_f1": 0.1179},  # no code for a line: no MI
+    "poetry-vrnn": {"iw_nll": 55.9318, "recon_f1": 0.1437},  # no code for a line: no MI
 }
 TOLERANCE = {"iw_nll": 0.05, "iw_nll_encoder": 0.05, "mi": 0.05, "recon_f1": 0.005}
 

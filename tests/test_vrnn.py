@@ -13,8 +13,8 @@ from torch.distributions import Normal, kl_divergence
 
 import vae_core
 from vae_core import checkpoint as ckpt
-from vae_core.data import Corpus
-from vae_core.evaluate import elbo_terms, iw_nll
+from vae_core.data import Corpus, read_lines
+from vae_core.evaluate import elbo_terms, iw_nll, unigram_f1
 from vae_core.sampler import SequenceSampler
 from vae_core.tokenizer import BOS, EOS
 from vae_core.train import TrainConfig, train
@@ -136,11 +136,44 @@ def test_model_card(tiny_vrnn):
 
 
 def test_sentence_vae_options_are_refused(capsys):
-    for option in (["--aggressive"], ["--pretrain-epochs", "1"], ["--free-bits", "0.5"]):
+    for option in (["--aggressive"], ["--pretrain-epochs", "1"]):
         with pytest.raises(SystemExit) as exit_info:
             parse_args(["--model", "vrnn", *option])
         assert exit_info.value.code == 2
         assert "for --model vrnn" in capsys.readouterr().err
+
+
+def kl_per_step(sampler: SequenceSampler, corpus: Corpus) -> float:
+    """The mean KL of a step (nats, summed over its dimensions) over ``corpus``'s lines, with one seeded
+    trajectory of latents from q."""
+    with torch.no_grad():
+        terms = sampler.model.eval().terms(corpus.tokens, corpus.lengths, generator=torch.Generator().manual_seed(0))
+    return float(terms.kl.sum() / corpus.lengths.sum())
+
+
+def test_the_kl_floor_holds_per_step(data_dir, tmp_path, vrnn, valid_corpus):
+    """A tiny VRNN trained with a floor of 1 nat a step keeps at least about that much on held-out lines
+    (the last epoch's weights: the floor costs ELBO, so the best epoch by ELBO would be an early one)."""
+    out = train(TrainConfig(data=str(data_dir), out=str(tmp_path / "floored"), epochs=8, lr=3e-3, free_bits=1.0,
+                            keep="last", card_iw_samples=0, **TINY_VRNN))
+    floored = kl_per_step(vae_core.load(out), valid_corpus)
+    assert floored >= 0.9  # at least the floor, up to the spread between lines
+    assert kl_per_step(vrnn, valid_corpus) < floored / 10  # without the floor the latents carry almost nothing
+    rows = ckpt.read_metrics(out)
+    steps = sum(len(line) + 1 for line in vrnn.tokenizer.encode(read_lines(data_dir / "train.txt")))
+    assert rows[-1]["train_kl"] * 400 / steps >= 0.9  # the training batches' KL sits at the floor too
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda v: v.sample(2, fixed=2), "fixed latents need the line"),
+    (lambda v: v.sample(2, line="the sea", fixed=-1), "fixed must be"),
+    (lambda v: v.sample(2, line="the sea", fixed=99), "fixed must be"),
+    (lambda v: v.sample(2, line="   ", fixed=2), "empty"),
+    (lambda v: v.reconstruct(["the sea"], latents="mean"), "latents must be one of"),
+])
+def test_bad_latent_options_are_clear_value_errors(vrnn, call, message):
+    with pytest.raises(ValueError, match=message):
+        call(vrnn)
 
 
 # ---- the terms -------------------------------------------------------------------------
@@ -284,3 +317,18 @@ def test_shipped_vrnn_generates_verse():
     assert test["n_lines"] == 5000
     assert {"elbo", "rec", "kl", "iw_nll", "ppl", "recon_f1"} <= set(test)
     assert 0 < test["iw_nll"] <= test["elbo"] + 0.05
+    baseline = json.loads((SHIPPED_VRNN / "evaluation.json").read_text())["baseline"]
+    assert test["kl"] >= 5 and test["iw_nll"] <= 1.02 * baseline["nll"]  # latents in use, within 2% of the LM
+
+
+def test_the_shipped_vrnns_latents_carry_its_lines():
+    """Teacher-forced along 200 test lines, the pieces' own latents bring back far more of each line's
+    words than the prior's latents do."""
+    vrnn = vae_core.load(SHIPPED_VRNN)
+    lines = (POETRY / "test.txt").read_text(encoding="utf-8").splitlines()[:200]
+
+    def f1(decoded):
+        return sum(unigram_f1(a, b) for a, b in zip(lines, decoded)) / len(lines)
+
+    own, prior = f1(vrnn.reconstruct(lines)), f1(vrnn.reconstruct(lines, latents="prior"))
+    assert own > prior + 0.04, (own, prior)  # 0.144 against 0.082 when it shipped

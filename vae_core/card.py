@@ -187,7 +187,8 @@ def _table(rows: list[tuple], header: tuple) -> str:
 def training(config: dict, history: list[dict]) -> list[str]:
     """Where the weights come from: data, stages (each with its epochs) and which epoch was kept."""
     train = config.get("train", {})
-    source = f"`{shown_path(train['init'])}`" if train.get("init") else ""
+    command = config.get("command", train)  # one command may train several stages
+    source = f"`{shown_path(command['init'])}`" if command.get("init") else ""
     kept = "the last" if train.get("keep") == "last" else "the one with the lowest validation loss"
     logged = stages(history)
     last = max(logged, default=1)
@@ -197,10 +198,20 @@ def training(config: dict, history: list[dict]) -> list[str]:
         epochs = f" for {len(logged[1])} epoch{'' if len(logged[1]) == 1 else 's'}" if logged else ""
         return [text + epochs + (f", starting from the weights of {source}" if source else "")
                 + f"; the checkpoint holds the weights of epoch {config.get('epoch', '?')}, {kept}."]
-    parts = [text + f" in {last} stages: stage 1 from scratch, each later one fine-tuned from the one before"
-             + (f" (stage {last} from {source})" if source else "")
-             + f". The checkpoint holds the weights of epoch {config.get('epoch', '?')} of stage {last}, {kept}; "
-             f"the settings below are stage {last}'s."]
+    from .recipe import refine_stages  # imported here: the recipe's options import this module
+
+    ran = 1 + len(refine_stages(command["refine"], command["model"])) if "refine" in command else 1
+    if ran > 1:
+        opening = (f" in {last} stages by one command with the training settings below: stage {last - ran + 1} "
+                   + (f"from the weights of {source}" if source else "from scratch")
+                   + ", each later one fine-tuned from the one before (`--refine`)")
+        settings = "the model settings below are the last stage's"
+    else:
+        opening = (f" in {last} stages: stage 1 from scratch, each later one fine-tuned from the one before"
+                   + (f" (stage {last} from {source})" if source else ""))
+        settings = f"the settings below are stage {last}'s"
+    parts = [text + opening + f". The checkpoint holds the weights of epoch {config.get('epoch', '?')} of stage "
+             f"{last}, {kept}; {settings}."]
     rows = []
     for stage in range(1, last + 1):
         if stage not in logged:
@@ -242,7 +253,7 @@ def samples(directory: Path, test_lines: list[str], count: int = 20) -> dict[str
 
 def render(directory: Path, config: dict, evaluation: dict, lines: dict, history: list[dict] | None = None) -> str:
     """The card's Markdown text; ``history`` is the checkpoint's ``metrics.jsonl`` rows."""
-    train, model = config.get("train", {}), config["model"]
+    train, model = config.get("command", config.get("train", {})), config["model"]
     test, baseline = evaluation.get("test"), evaluation.get("baseline")
     paths = {"init", "tokenizer", "baseline"}
     settings = [(k, shown_path(v) if k in paths and v else v) for k, v in sorted(train.items())

@@ -45,6 +45,7 @@ COUNT, POSITIVE_COUNT = Range(int, 0, MAX_COUNT), Range(int, 1, MAX_COUNT)
 SEED = Range(int, 0, 2**64 - 1)  # torch's seeds are unsigned 64-bit integers
 NON_NEGATIVE, PROBABILITY = Range(float, 0), Range(float, 0, 1)
 LINE_LENGTH = Range(int, 1, MAX_LEN)
+LATENTS = ("posterior", "prior")  # where a VRNN's reconstruction takes its latents from
 
 
 def _generator(seed: int | None) -> torch.Generator | None:
@@ -325,27 +326,40 @@ class SequenceSampler(Loaded):
         """A VRNN is never conditioned."""
         return ""
 
-    def sample(self, n: int, temperature: float = 1.0, seed: int | None = None,
-               max_len: int | None = None) -> list[str]:
+    def sample(self, n: int, temperature: float = 1.0, seed: int | None = None, max_len: int | None = None,
+               line: str | None = None, fixed: int = 0) -> list[str]:
         """``n`` lines, each step's latent from the prior and its piece from the softmax at ``temperature``
-        (0: the most likely piece, the latents still drawn)."""
+        (0: the most likely piece, the latents still drawn). With ``line``, the latents of the first
+        ``fixed`` steps are that line's posterior means, the same in every sample, and the prior's
+        after them: where the latents carry the pieces, the samples begin like the line."""
         n = COUNT.check("n", n)
         temperature = NON_NEGATIVE.check("temperature", temperature)
         max_len = LINE_LENGTH.check("max_len", self.max_len if max_len is None else max_len)
-        ids = self.model.generate(n, max_len, temperature, _generator(seed))
+        fixed = Range(int, 0, max_len).check("fixed", fixed)
+        latents = None
+        if fixed:
+            if line is None:
+                raise ValueError("fixed latents need the line they come from: pass line=")
+            tokens, lengths = self.tokenizer.batch(self.tokenizer.encode(check_lines(line)))
+            device = self.model.rank_of.device
+            latents = self.model.posterior_means(tokens.to(device), lengths.to(device))[0, :fixed]
+            latents = latents[: int(lengths[0])]  # a line shorter than ``fixed`` fixes all its steps
+        ids = self.model.generate(n, max_len, temperature, _generator(seed), latents)
         return [self.tokenizer.decode(row) for row in ids.tolist()]
 
     @torch.no_grad()
-    def reconstruct(self, lines) -> list[str]:
+    def reconstruct(self, lines, latents: str = "posterior") -> list[str]:
         """The most likely piece at each piece of each line, teacher-forced with the latents at their
-        posterior means (see ``VRNN.reconstruct`` for what this shows); an end of line guessed
-        mid-line is left out."""
+        posterior means (``latents="prior"``: at the prior's means, which have not seen the pieces; see
+        ``VRNN.reconstruct`` for what this shows); an end of line guessed mid-line is left out."""
+        if latents not in LATENTS:
+            raise ValueError(f"latents must be one of {LATENTS}, got {latents!r}")
         ids = self.tokenizer.encode(check_lines(lines))
         device = self.model.rank_of.device
         out = []
         for start in range(0, len(ids), ENCODE_BATCH):
             tokens, lengths = self.tokenizer.batch(ids[start : start + ENCODE_BATCH])
-            rows = self.model.reconstruct(tokens.to(device), lengths.to(device)).tolist()
+            rows = self.model.reconstruct(tokens.to(device), lengths.to(device), latents).tolist()
             out += [[p for p in row[: n - 1] if p != EOS] for row, n in zip(rows, lengths.tolist())]
         return [self.tokenizer.decode(row) for row in out]
 

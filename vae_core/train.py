@@ -1,11 +1,13 @@
 """Train a sentence VAE (or the plain LSTM LM baseline, or a VRNN) on a corpus of lines.
 
-    python -m vae_core.train --data data/poetry --out checkpoints/my-model
+    python -m vae_core.train --data data/poetry --out checkpoints/poetry  # the shipped model
+    python -m vae_core.train --data my_lines.txt --out checkpoints/my-model
     python -m vae_core.train --data data/poetry --out checkpoints/my-model --resume
-    python -m vae_core.train --data data/poetry --out checkpoints/my-model --workers 2  # on two CPU cores
     python -m vae_core.train --data data/poetry --out checkpoints/tuned --init checkpoints/my-model --lr 3e-4
     torchrun --nproc-per-node 4 -m vae_core.train --data data/poetry --out checkpoints/my-model  # on 4 GPUs
 
+For ``--model vae`` one command runs the shipped recipe: a first stage from scratch, then
+fine-tuning stages at rising BN scales (see ``vae_core.recipe``); epochs scale with the corpus.
 Each epoch appends validation metrics to ``metrics.jsonl``, keeps the best weights (by validation
 loss; ``--keep last``: the last) in the checkpoint and the last epoch's full state in ``resume/``;
 at the end the model card (``README.md``) is written with test metrics and samples when the data
@@ -16,7 +18,9 @@ batches with DistributedDataParallel, and rank 0 evaluates and writes (see ``vae
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -25,7 +29,7 @@ import torch
 from tqdm import tqdm
 
 from . import checkpoint as ckpt
-from . import cli, distributed, workers
+from . import cli, distributed, recipe
 from .card import write_card
 from .data import Corpus, shard, splits
 from .evaluate import elbo_terms
@@ -51,7 +55,7 @@ def batch_loss(run: Run, batch, beta: float, autoencoder: bool = False):
     bag-of-words weight, the bit-vector estimator)."""
     cfg, model = run.cfg, run.model
     if isinstance(model, VRNN):
-        return model.loss(batch, beta)
+        return model.loss(batch, beta, cfg.free_bits)
     return model.loss(batch, beta, cfg.free_bits, cfg.bow_weight, cfg.estimator, cfg.gumbel_tau, run.baseline,
                       autoencoder)
 
@@ -104,17 +108,14 @@ def encoder_burst(run: Run, corpus: Corpus, beta: float, generator: torch.Genera
                 break
 
 
-def train_share(run: Run, corpus: Corpus, batches: list, deadline: float, generator: torch.Generator | None,
-                beta_at, autoencoder: bool, rank: int = 0) -> dict:
-    """Train on every ``cfg.workers``-th of the epoch's ``batches``, from the ``rank``-th, the KL weighted by
-    ``beta_at(step)``, until the step at which ``deadline`` passes (on any rank); returns the sums of the
-    loss parts, the batches and lines done and the score estimator's baseline. ``generator`` draws the
-    aggressive mode's encoder batches (one worker only)."""
-    cfg = run.cfg
+def train_share(run: Run, corpus: Corpus, batches: list, deadline: float, generator: torch.Generator,
+                beta_at, autoencoder: bool) -> dict:
+    """Train on the epoch's ``batches``, the KL weighted by ``beta_at(step)``, until the step at which
+    ``deadline`` passes (on any rank); returns the sums of the loss parts and the batches and lines
+    done. ``generator`` draws the aggressive mode's encoder batches."""
     sums, done, lines = {}, 0, 0
-    mine = range(rank, len(batches), cfg.workers)
-    shown = rank == 0 and distributed.lead()
-    bar = tqdm(mine, desc=f"epoch {run.epoch + 1}", disable=None if shown else True, leave=False)
+    bar = tqdm(range(len(batches)), desc=f"epoch {run.epoch + 1}", disable=None if distributed.lead() else True,
+               leave=False)
     for position in bar:
         beta = beta_at(run.step + position)
         if run.aggressive:
@@ -129,12 +130,12 @@ def train_share(run: Run, corpus: Corpus, batches: list, deadline: float, genera
         bar.set_postfix(loss=f"{parts['loss']:.2f}", kl=f"{parts['kl']:.2f}", beta=f"{beta:.2f}")
         if deadline < math.inf and distributed.any_rank(time.monotonic() > deadline):
             break
-    return {"sums": sums, "batches": done, "lines": lines, "baseline": run.baseline.per_piece}
+    return {"sums": sums, "batches": done, "lines": lines}
 
 
 def train_epoch(run: Run, corpus: Corpus, deadline: float, generator: torch.Generator) -> dict:
-    """One pass over the training batches (stopping early at ``deadline``), in this process, in
-    ``cfg.workers`` of them, or in this rank's share under torchrun; returns the mean training loss parts
+    """One pass over the training batches (stopping early at ``deadline``), or over this rank's share
+    under torchrun; returns the mean training loss parts
     over all the epoch's batches, their number and lines, and the KL weight of the last step."""
     cfg = run.cfg
     run.model.train()
@@ -146,20 +147,13 @@ def train_epoch(run: Run, corpus: Corpus, deadline: float, generator: torch.Gene
     def beta_at(step: int) -> float:
         return 0.0 if autoencoder else kl_weight(cfg, step, len(batches), total_steps)
 
-    if cfg.workers == 1:
-        shares = [train_share(run, corpus, batches, deadline, generator, beta_at, autoencoder)]
-    else:
-        shares = workers.train_parallel(
-            run, lambda rank: train_share(run, corpus, batches, deadline, None, beta_at, autoencoder, rank))
-        run.baseline.per_piece = shares[0]["baseline"]
-    done = sum(share["batches"] for share in shares)  # this rank's steps
+    share = train_share(run, corpus, batches, deadline, generator, beta_at, autoencoder)
+    done = share["batches"]  # this rank's steps
     beta = beta_at(run.step + max(done - 1, 0))  # the weight of the epoch's last step
     if not autoencoder:
         run.step += done
-    keys = list(dict.fromkeys(key for share in shares for key in share["sums"]))  # a worker may have had no batch
-    *sums, batches, lines = distributed.sums(
-        [sum(share["sums"].get(key, 0.0) for share in shares) for key in keys]
-        + [done, sum(share["lines"] for share in shares)])
+    keys = list(share["sums"])
+    *sums, batches, lines = distributed.sums([share["sums"][key] for key in keys] + [done, share["lines"]])
     return {f"train_{k}": v / max(batches, 1) for k, v in zip(keys, sums)} | {"beta": beta, "batches": int(batches),
                                                                                "lines": int(lines)}
 
@@ -172,28 +166,40 @@ def train(cfg: TrainConfig) -> Path:
         raise ValueError(f"--out: {out} is a file; give a directory for the checkpoint")
     device = distributed.start(cfg.device)
     try:
+        lines = splits(cfg.data, cfg.max_lines, cfg.valid_fraction, cfg.seed)
+        if distributed.lead():
+            print(f"data: {len(lines[0])} training lines, {len(lines[1])} validation, {len(lines[2])} test",
+                  flush=True)
+            recipe.warn_if_small(len(lines[0]))
+        every, runs = recipe.stages(cfg, len(lines[0])), recipe.plan(cfg, len(lines[0]))
+        command = dataclasses.replace(cfg, epochs=every[0].epochs, resume=False)  # what the checkpoint records
+        every = [stage.out for stage in every]
         with distributed.peers(out):
-            return train_on(cfg, out, device)
+            for stage in runs:
+                if len(every) > 1 and distributed.lead():
+                    print(f"stage {every.index(stage.out) + 1} of {len(every)}: {stage.epochs} epochs at BN scale "
+                          f"{stage.bn_gamma:g} into {stage.out}", flush=True)
+                train_on(stage, lines, device, command, card=stage is runs[-1])
+        if distributed.lead() and (out / "stages").is_dir():
+            shutil.rmtree(out / "stages")  # the finished stages: the last one's log holds their epochs
+        return out
     finally:
         distributed.stop()
 
 
-def train_on(cfg: TrainConfig, out: Path, device: torch.device) -> Path:
-    """``train`` on ``device``, once any process group is joined."""
-    workers.check(cfg.workers, device)
-    if cfg.workers > 1 and distributed.world() > 1:
-        raise ValueError("--workers above 1 is for one process: under torchrun pass --workers 1")
-    lead = distributed.lead()
+def train_on(cfg: TrainConfig, lines: tuple[list, list, list], device: torch.device, command: TrainConfig,
+             card: bool = True) -> Path:
+    """Train one stage as ``cfg`` says on the training, validation and test ``lines``, on ``device`` once
+    any process group is joined; its checkpoint records the whole ``command``, and with ``card`` the
+    model card is written at the end."""
+    lead, out = distributed.lead(), Path(cfg.out)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     tokenizer_dir = Path(cfg.tokenizer) if cfg.tokenizer else ckpt.SHIPPED / "tokenizer"
     tokenizer = Tokenizer(tokenizer_dir, max_len=cfg.max_len)
-    train_lines, valid_lines, test_lines = splits(cfg.data, cfg.max_lines, cfg.valid_fraction, cfg.seed)
+    train_lines, valid_lines, test_lines = lines
     train_set, valid_set = (Corpus.from_lines(lines, tokenizer, cfg.condition) for lines in (train_lines, valid_lines))
-    if lead:
-        print(f"data: {len(train_set)} training lines, {len(valid_set)} validation, {len(test_lines)} test",
-              flush=True)
 
     model = (VRNN if cfg.model == "vrnn" else SentenceVAE)(cfg.model_config(train_set.cond))
     model.set_piece_order(train_set.piece_counts(model.config.vocab_size))
@@ -230,7 +236,7 @@ def train_on(cfg: TrainConfig, out: Path, device: torch.device) -> Path:
         # save: the weights the checkpoint keeps, then all that a resume needs
         if keep:
             ckpt.save_model(out, model, {"kind": cfg.model, "epoch": run.epoch, "train": cfg.recorded(),
-                                         "valid": valid})
+                                         "command": command.recorded(), "valid": valid})
         run.save(out)
         # log
         row = {"stage": run.stage, "epoch": run.epoch, "seconds": round(seconds, 1), "lines_per_s": lines_per_s,
@@ -238,7 +244,7 @@ def train_on(cfg: TrainConfig, out: Path, device: torch.device) -> Path:
         ckpt.append_metrics(out, row)
         print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
 
-    if lead and (out / "config.json").exists():
+    if lead and card and (out / "config.json").exists():
         write_card(out, test_lines, iw_samples=cfg.card_iw_samples, baseline=cfg.baseline or None, device=device)
     return out
 

@@ -42,6 +42,20 @@ def cutoffs(text: str) -> tuple[int, ...]:
     return bounds
 
 
+def refine_spec(text: str) -> str:
+    """The argparse ``type`` of ``--refine``: auto, none, or ``gamma:epochs`` pairs, "0.85:2,0.9:2"."""
+    if text in ("auto", "none"):
+        return text
+    try:
+        pairs = [(float(g), int(e)) for g, e in (part.split(":") for part in text.split(","))]
+    except ValueError:
+        pairs = []
+    if not pairs or not all(0 < g < 1 and e > 0 for g, e in pairs):
+        raise argparse.ArgumentTypeError(f"must be auto, none, or gamma:epochs pairs separated by commas (each "
+                                         f"gamma between 0 and 1, epochs above 0), e.g. 0.85:2,0.9:2; got {text!r}")
+    return text
+
+
 # the model options a TrainConfig sets directly (the others follow from --model and the data)
 MODEL_FIELDS = {f.name for f in dataclasses.fields(ModelConfig)} - {"vocab_size", "condition", "cond_mean",
                                                                      "cond_std", "latent", "bow"}
@@ -64,11 +78,12 @@ class TrainConfig(DictConfig):
     # model size and regularisation (see vae_core.model.ModelConfig)
     emb_dim: int = opt(256, "piece embedding size", type=positive_int)
     enc_hidden: int = opt(256, "encoder LSTM units (per direction)", type=positive_int)
-    bidirectional: bool = opt(True, "bidirectional encoder (--no-bidirectional: one direction)")
+    bidirectional: bool = opt(False, "bidirectional encoder (--no-bidirectional: one direction)")
     dec_hidden: int = opt(512, "decoder LSTM units", type=positive_int)
     nz: int = opt(32, "latent dimensions (bits for bernoulli-vae)", type=positive_int)
     dropout: float = opt(0.3, "dropout on embeddings and decoder outputs", type=rate)
-    z_skip: bool = opt(False, "skip-VAE: z also feeds the output layer (Dieng et al. 2019)")
+    z_skip: bool = opt(True, "skip-VAE: z also feeds the output layer (Dieng et al. 2019); on for the models with "
+                        "a code, off for lm and vrnn")
     word_dropout: float = opt(0.0, "chance of replacing a decoder input piece by <unk>", type=rate)
     bow_weight: float = opt(
         0.0, "weight of a bag-of-words loss on z (Zhao et al. 2017): z is also trained to predict the line's "
@@ -76,7 +91,7 @@ class TrainConfig(DictConfig):
         "likelihood (0 = off)", type=non_negative_float,
     )
     bn_gamma: float = opt(
-        0.8, "BN-VAE: fixed scale of batch-normalised posterior means (0 = off); KL >= nz*gamma^2/2; "
+        1.0, "BN-VAE: fixed scale of batch-normalised posterior means (0 = off); KL >= nz*gamma^2/2; "
         "for bernoulli-vae the scale of the normalised logits",
         type=non_negative_float,
     )
@@ -95,12 +110,16 @@ class TrainConfig(DictConfig):
                             type=positive_float)
     max_len: int = opt(48, "pieces per line; longer lines are truncated", type=LINE_LENGTH)
     cutoffs: tuple[int, ...] = opt(
-        (1000, 4000), "adaptive softmax output layer: the most frequent pieces are scored at every position "
+        (500, 4000), "adaptive softmax output layer: the most frequent pieces are scored at every position "
         "(the head), the rest in clusters between these bounds, each scored only where it holds the next piece; "
         "a smaller head trains faster; e.g. 500,4000", type=cutoffs,
     )
     # optimisation
-    epochs: int = opt(20, "training epochs", type=positive_int)
+    epochs: int = opt(
+        0, "training epochs of the first stage (0 = scaled to the corpus: 22 for the shipped corpus's 85,000 "
+        "lines, times the square root of how much smaller the corpus is, between 3 and 150)",
+        type=non_negative_int,
+    )
     batch_size: int = opt(64, "lines per batch (batches group lines of similar length)", type=BATCH_SIZE)
     lr: float = opt(1e-3, "Adam learning rate", type=positive_float)
     lr_decay: float = opt(0.5, "multiply the learning rate by this when validation loss does not improve",
@@ -113,7 +132,8 @@ class TrainConfig(DictConfig):
     kl_schedule: str = opt("linear", "KL weight schedule", choices=["constant", "linear", "cyclical"])
     kl_warmup: float = opt(1.0, "linear: epochs to raise the KL weight from 0 to 1", type=non_negative_float)
     kl_cycles: int = opt(4, "cyclical: number of cycles (each ramps over its first half)", type=positive_int)
-    free_bits: float = opt(0.0, "per-dimension KL floor in nats (batch-averaged KL below it is not penalised)",
+    free_bits: float = opt(0.0, "KL floor in nats, per dimension (for vrnn: per step, summed over its dimensions); "
+                           "batch-averaged KL below it is not penalised",
                            type=non_negative_float)
     pretrain_epochs: int = opt(
         0,
@@ -123,11 +143,21 @@ class TrainConfig(DictConfig):
     )
     aggressive: bool = opt(False, "aggressive encoder updates until mutual information stops rising (He et al. 2019)")
     aggressive_steps: int = opt(30, "most encoder-only steps per decoder step in aggressive mode", type=positive_int)
+    # the fine-tuning stages after the first (see vae_core.recipe)
+    refine: str = opt(
+        "auto", "fine-tuning stages after the first, each from the one before with the matched prior at a BN "
+        "scale: gamma:epochs pairs (with --epochs 0, epochs scaled to the corpus too); "
+        "auto: 0.82:2,0.83:3,0.89:2,0.92:2 (the shipped recipe) for --model vae, none for the others; none: one stage",
+        type=refine_spec,
+    )
+    refine_lr: float = opt(2.5e-4, "Adam learning rate of the fine-tuning stages", type=positive_float)
+    refine_dropout: float = opt(0.5, "dropout of the fine-tuning stages", type=rate)
+    refine_bow_weight: float = opt(0.2, "bag-of-words weight of the fine-tuning stages", type=non_negative_float)
     # data and run
     valid_fraction: float = opt(0.05, "share of lines held out for validation when there is no valid.txt",
                                 type=fraction)
     max_lines: int = opt(0, "use only the first N training lines (0 = all)", type=non_negative_int)
-    time_budget: float = opt(0.0, "minutes of training after which the run stops (0 = no limit)",
+    time_budget: float = opt(0.0, "minutes of training after which the first stage stops (0 = no limit)",
                              type=non_negative_float)
     card_iw_samples: int = opt(100, "importance samples for the test metrics in the model card (0 = no test metrics)",
                                type=non_negative_int)
@@ -135,11 +165,6 @@ class TrainConfig(DictConfig):
     tokenizer: str = opt("", "folder with en/en.wiki.bpe.vs10000.model (default: the shipped checkpoint's)")
     seed: int = opt(0, "random seed")
     threads: int = opt(0, "CPU threads for torch (0 = torch's default)", type=non_negative_int)
-    workers: int = opt(
-        1, "training processes (CPU only): each takes every N-th batch and --threads/N threads, and all update "
-        "one model in shared memory without locks (Hogwild!); 2 on two cores trains faster than 1",
-        type=positive_int,
-    )
     device: str = opt("auto", "auto (CUDA when present), cpu or cuda", choices=cli.DEVICES)
     resume: bool = opt(False, "continue the run in --out from its last finished epoch")
     init: str = opt("", "start from the weights of this checkpoint (same sizes; fine-tuning, e.g. to a new --bn-gamma, "
@@ -180,19 +205,23 @@ def parse_args(argv=None, description: str | None = None) -> TrainConfig:
         default = ",".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default  # as typed
         help_text = f"{f.metadata['help']} (default: {default})"
         if f.type == "bool":
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_text)
+            default = None if f.name == "z_skip" else f.default  # None: as the model has a code or not
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
         else:
             kind = f.metadata.get("type") or {"int": int, "float": float, "str": str}[f.type]
             parser.add_argument(flag, type=kind, default=f.default, choices=f.metadata.get("choices"), help=help_text)
-    cfg = TrainConfig(**vars(parser.parse_args(argv)))
+    values = vars(parser.parse_args(argv))
+    if values["z_skip"] is None:
+        values["z_skip"] = values["model"] not in ("vrnn", "lm")
+    cfg = TrainConfig(**values)
     problems = [
         f"--{name.replace('_', '-')} must be {rule}"
         for name, ok, rule in [
-            ("pretrain_epochs", cfg.pretrain_epochs < cfg.epochs, "below --epochs"),
+            ("pretrain_epochs", not cfg.epochs or cfg.pretrain_epochs < cfg.epochs, "below --epochs"),
+            ("refine", cfg.refine in ("auto", "none") or cfg.model in ("vae", "syllable-vae"),
+             "auto or none except for --model vae and syllable-vae (the stages use the matched prior)"),
             ("aggressive", not (cfg.model == "vrnn" and cfg.aggressive), "off for --model vrnn"),
-            ("aggressive", not (cfg.workers > 1 and cfg.aggressive), "off with --workers above 1"),
             ("pretrain_epochs", not (cfg.model == "vrnn" and cfg.pretrain_epochs), "0 for --model vrnn"),
-            ("free_bits", not (cfg.model == "vrnn" and cfg.free_bits), "0 for --model vrnn"),
             ("z_skip", not (cfg.model in ("vrnn", "lm") and cfg.z_skip), "off for --model vrnn and lm (no z)"),
             ("bow_weight", cfg.model in ("vae", "syllable-vae") or not cfg.bow_weight,
              "0 except for --model vae and syllable-vae (a Gaussian code the loss can train)"),

@@ -82,10 +82,11 @@ class VRNN(nn.Module):
     reset_parameters = SentenceVAE.reset_parameters
 
     # ---- the teacher-forced pass ---------------------------------------------------------
-    def _walk(self, targets: torch.Tensor, sample: bool, generator=None):
+    def _walk(self, targets: torch.Tensor, sample: bool, generator=None, latents: str = "posterior"):
         """Run the recurrence over ``targets [N, T]`` (the pieces and EOS of each line), z_t drawn from
-        q (or its mean when not ``sample``). Returns, each ``[N, T, .]``: the states h_{t-1}, the
-        latent features phi_z(z_t), z_t and q's ``mu, logvar``.
+        q (or its mean when not ``sample``; with ``latents="prior"``, the prior's mean, which has not
+        seen the piece). Returns, each ``[N, T, .]``: the states h_{t-1}, the latent features
+        phi_z(z_t), z_t and q's ``mu, logvar``.
 
         Only the encoder, phi_z and the GRU sit in the loop; the prior and the decoder read the
         states afterwards, all steps at once.
@@ -97,7 +98,10 @@ class VRNN(nn.Module):
         states, features, zs, mus, logvars = [], [], [], [], []
         for t in range(T):
             mu, logvar = self.encoder(torch.cat([x[:, t], h], dim=-1)).chunk(2, dim=-1)
-            z = mu + noise[:, t] * torch.exp(0.5 * logvar) if sample else mu
+            if latents == "prior":
+                z = self.prior(h).chunk(2, dim=-1)[0]
+            else:
+                z = mu + noise[:, t] * torch.exp(0.5 * logvar) if sample else mu
             feature = self.phi_z(z)
             states.append(h)
             features.append(feature)
@@ -128,19 +132,35 @@ class VRNN(nn.Module):
 
         return LineTerms(per_line(nll), per_line(kl), per_line(log_ratio))
 
-    def loss(self, batch, beta: float):
+    def loss(self, batch, beta: float, free_bits: float = 0.0):
         """Mean training loss per line of ``batch`` (tokens, lengths and conditions, which a VRNN has
-        none of), ``rec + beta * KL`` with one trajectory of latents, and its parts (floats)."""
-        terms = self.terms(*batch[:2])
+        none of), ``rec + beta * KL`` with one trajectory of latents, and its parts (floats).
+
+        ``free_bits`` floors the KL of a step (summed over its dimensions, averaged over the batch's
+        steps) at that many nats: below the floor the KL costs nothing, so the latents carry at least
+        that much of each piece instead of following the prior (free bits, Kingma et al. 2016, per step).
+        """
+        tokens, lengths = batch[:2]
+        terms = self.terms(tokens, lengths)
         rec, kl = terms.rec.mean(), terms.kl.mean()
-        return rec + beta * kl, {"rec": rec.item(), "kl": kl.item()}
+        steps = lengths.float().mean()  # a line's steps: its pieces and the end of line
+        kl_term = (kl / steps).clamp(min=free_bits) * steps if free_bits > 0 else kl
+        return rec + beta * kl_term, {"rec": rec.item(), "kl": kl.item()}
 
     # ---- generation and reconstruction ---------------------------------------------------
     @torch.no_grad()
-    def generate(self, n: int, max_len: int, temperature: float = 1.0, generator=None) -> torch.Tensor:
+    def posterior_means(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Each step's posterior mean ``[N, T, nz]``, teacher-forced over the lines (zero past the end)."""
+        mask = torch.arange(tokens.size(1) - 1, device=tokens.device) < lengths.unsqueeze(1)
+        return self._walk(tokens[:, 1:], sample=False)[2] * mask.unsqueeze(-1)
+
+    @torch.no_grad()
+    def generate(self, n: int, max_len: int, temperature: float = 1.0, generator=None,
+                 fixed: torch.Tensor | None = None) -> torch.Tensor:
         """``n`` lines as piece ids ``[n, T]``: at each step z_t from the prior, then the piece from the
         softmax at ``temperature`` (0: the most likely piece). Rows end in EOS or at ``max_len`` and
-        are padded with EOS.
+        are padded with EOS. ``fixed [k, nz]``: the latents of the first k steps, the same in every
+        row (the prior takes over after them).
 
         The latent noise of all steps is drawn first, so a row's latents do not depend on how its
         pieces were drawn (the same seed at a lower temperature follows the same noise).
@@ -153,7 +173,10 @@ class VRNN(nn.Module):
         h = torch.zeros(n, self.config.hidden, device=device)
         for t in range(max_len):
             mu, logvar = self.prior(h).chunk(2, dim=-1)
-            feature = self.phi_z(mu + noise[:, t] * torch.exp(0.5 * logvar))
+            z = mu + noise[:, t] * torch.exp(0.5 * logvar)
+            if fixed is not None and t < len(fixed):
+                z = fixed[t].expand(n, -1)
+            feature = self.phi_z(z)
             log_probs = self.out.log_prob(self._decoder_out(h, feature))  # columns in frequency-rank order
             pieces = piece_of[draw(log_probs, temperature, generator)].masked_fill(done, EOS)
             out[:, t] = pieces
@@ -164,17 +187,18 @@ class VRNN(nn.Module):
         return out
 
     @torch.no_grad()
-    def reconstruct(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def reconstruct(self, tokens: torch.Tensor, lengths: torch.Tensor, latents: str = "posterior") -> torch.Tensor:
         """The most likely piece at every position of each line, ``[N, T]`` (EOS past the end):
-        teacher-forced, the recurrence reads the line's own pieces, with each z_t at its posterior mean.
+        teacher-forced, the recurrence reads the line's own pieces, with each z_t at its posterior mean
+        (``latents="prior"``: at the prior's mean).
 
         This shows what the per-step latents carry. q(z_t | x_t, h_{t-1}) sees the very piece the
         decoder is asked for, so where the latents are in use the line comes back even where its
-        history alone would not predict it; latents that follow the prior leave only a language
-        model's next-piece guesses.
+        history alone would not predict it; the prior's latents leave only a language model's
+        next-piece guesses, and the difference between the two is what the latents hold.
         """
         targets = tokens[:, 1:]
         mask = torch.arange(targets.size(1), device=targets.device) < lengths.unsqueeze(1)
-        states, features, *_ = self._walk(targets, sample=False)
+        states, features, *_ = self._walk(targets, sample=False, latents=latents)
         ranks = self.out.predict(self._decoder_out(states[mask], features[mask]))
         return torch.full_like(targets, EOS).masked_scatter(mask, self.piece_of()[ranks])
