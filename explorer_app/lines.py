@@ -20,12 +20,15 @@ def render(ctx: Context) -> list[dict]:
         return []
     if ctx.vae.latent == "sequence":
         own, prior = (cache.reconstruct(ctx.path, tuple(lines), latents) for latents in ("posterior", "prior"))
-        frame = pd.DataFrame({"input": lines, "reconstruction": own, "with the prior's latents": prior})
+        frame = pd.DataFrame({"input": [line for line in lines for _ in range(2)],
+                              "latents": ["own", "prior"] * len(lines),
+                              "reconstruction": [line for pair in zip(own, prior) for line in pair]})
         results_table(frame, "lines.table", "reconstruction", "reconstructions.csv")
         st.caption("A VRNN has a latent at every piece. Each piece of a reconstruction is the model's best guess "
                    "given the line so far and a latent: the piece's own (its posterior's mean, which has seen the "
-                   "piece) or the prior's (which has only seen the line before it). Where the two columns differ, "
-                   "the latents carry the line; where they agree, the model guesses like a language model.")
+                   "piece) or the prior's (which has only seen the line before it). Where a line's two "
+                   "reconstructions differ, the latents carry the line; where they agree, the model guesses like "
+                   "a language model.")
         return []
     z, mu, _ = ctx.encode(lines)
     decoded = ctx.decode(z)

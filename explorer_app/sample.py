@@ -31,7 +31,8 @@ def render(ctx: Context) -> list[dict]:
         results_table(pd.DataFrame({"line": decoded}), "sample.table", "line", "samples.csv")
         if fixed:
             st.caption(f"Every line starts from the latents of the first {fixed} pieces of “{line}” and goes on "
-                       "from the prior: where the latents carry their pieces, the lines begin like it.")
+                       "from the prior: the more the lines begin like it, the more of each piece the latents carry "
+                       "(latents that follow the prior change nothing).")
         return []
     codes = ctx.vae.prior(count, seed=ctx.settings.seed + draw)
     decoded = ctx.decode(codes, seed_offset=draw + 2)

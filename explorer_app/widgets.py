@@ -85,7 +85,10 @@ def split_lines(text: str) -> tuple[list[str], list[str]]:
     return lines, notices
 
 
-RECALL_COLUMNS = {
+RECALL_COLUMNS = {  # and the VRNN's
+    "latents": st.column_config.TextColumn(
+        "latents", width="small", help="Where each piece's latent comes from: the posterior (it has seen the "
+        "piece) or the prior (it has not)"),
     "in corpus": st.column_config.CheckboxColumn(
         "in corpus", help="The line is a corpus line word for word: the model recalled it"),
     "most words shared with": st.column_config.TextColumn(

@@ -459,10 +459,12 @@ def test_a_vrnn_offers_sampling_and_reconstruction(data_dir, tmp_path, monkeypat
     at = AppTest.from_file(APP, default_timeout=120).run()
     no_exceptions(at)
     lines = frames(at)[0]
-    assert list(lines.columns) == ["input", "reconstruction", "with the prior's latents"] and len(lines) == 3
+    assert list(lines.columns) == ["input", "latents", "reconstruction"] and len(lines) == 6  # two rows a line
     vrnn = vae_core.load(out)
-    assert list(lines["reconstruction"]) == vrnn.reconstruct(list(lines["input"]))
-    assert list(lines["with the prior's latents"]) == vrnn.reconstruct(list(lines["input"]), latents="prior")
+    typed = list(lines["input"])[::2]
+    assert list(lines["input"])[1::2] == typed and list(lines["latents"][:2]) == ["own", "prior"]
+    assert list(lines["reconstruction"])[::2] == vrnn.reconstruct(typed)
+    assert list(lines["reconstruction"])[1::2] == vrnn.reconstruct(typed, latents="prior")
     assert at.radio(key="settings.method").disabled  # sentence-VAE decoding does not apply
     for tab in ("Interpolate", "Neighbours", "Directions"):  # each says why it is not offered, and so does the map
         at = open_tab(at, tab)
