@@ -200,8 +200,11 @@ def test_searching_a_word_highlights_its_lines(page):
     frame.wait_for_function("() => window.mapState.traces.some(t => t[0] === 'matches')", timeout=30_000)
     highlighted = frame.evaluate("() => window.mapState.traces.find(t => t[0] === 'matches')")
     assert highlighted[1] == expected and "nightingale" in highlighted[2].lower()
+    idle(page)  # the search's rerun has finished before the box is cleared
     box.fill("")
     box.press("Enter")
+    page.get_by_text(f"{expected:,} corpus lines match").wait_for(state="hidden", timeout=30_000)
+    frame = map_frame(page)
     frame.wait_for_function("() => !window.mapState.traces.some(t => t[0] === 'matches')", timeout=30_000)
 
 

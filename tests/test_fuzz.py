@@ -3,7 +3,7 @@
 Whatever goes in (text of any kind, numbers from NaN to huge, codes of any shape and dtype, seeds of
 any type), a call of the latent API or of a direction gives a result (finite codes, one decoded line per
 row) or a ValueError that says why; and a generated link opens the page with every setting in its
-range and at most one notice. The tiny models of conftest answer 15 API tests, 3,600 generated calls
+range and at most one notice. The tiny models answer 16 API tests, 3,750 generated calls
 in all, and the app 42 generated links (7 on each tab). Examples are derandomized, so every run tries the same inputs.
 The plain tests at the end pin the edges that the API's limits guard: float32 underflow and overflow,
 seeds, unhashable names, allocations too large to make."""
@@ -108,6 +108,17 @@ MODELS = st.sampled_from(["gaussian", "bits", "syllables"]).flatmap(
 @pytest.fixture(scope="module")
 def models(vae, bits_vae, tiny_syllable_vae) -> dict:
     return {"gaussian": vae, "bits": bits_vae, "syllables": tiny_syllable_vae}
+
+
+@pytest.fixture(scope="module")
+def vrnn(tmp_path_factory, data_dir):
+    """A tiny VRNN (a latent per piece: the sequence API)."""
+    import vae_core
+    from vae_core.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("ckpt") / "fuzz-vrnn"
+    return vae_core.load(train(TrainConfig(data=str(data_dir), out=str(out), model="vrnn", epochs=1,
+                                           **{**TINY, "card_iw_samples": 0})))
 
 
 @pytest.fixture(scope="module")
@@ -286,6 +297,20 @@ DECODERS = mostly(  # a decoding method and its options, always a short max_len
     st.tuples(st.sampled_from(METHODS) | TEXT,
               st.fixed_dictionaries(SHORT, optional={"bogus": NUMBER, "width": NUMBER})))
 DIMS = mostly(st.none() | st.lists(st.integers(0, NZ - 1), min_size=1, max_size=3), st.lists(NUMBER, max_size=3))
+
+
+@fuzz(150)
+@given(lines=LINES, latents=mostly(st.sampled_from(["posterior", "prior"]), TEXT | JUNK), n=count(0, 6),
+       temperature=number(0, 2), seed=SEED, max_len=LENGTH, line=mostly(LINE, JUNK), fixed=count(0, 6))
+def test_sequence(vrnn, lines, latents, n, temperature, seed, max_len, line, fixed):
+    """A VRNN's reconstructions (from its own or its prior's latents) and its samples (from a line's
+    first latents)."""
+    out = outcome(vrnn.reconstruct, lines, latents=latents)
+    if out is not None:
+        assert_decoded(out, 1 if isinstance(lines, str) else len(list(lines)))
+    out = outcome(vrnn.sample, n, temperature=temperature, seed=seed, max_len=max_len, line=line, fixed=fixed)
+    if out is not None:
+        assert_decoded(out, n)
 
 
 @fuzz(250)
