@@ -135,8 +135,8 @@ def train_share(run: Run, corpus: Corpus, batches: list, deadline: float, genera
 
 def train_epoch(run: Run, corpus: Corpus, deadline: float, generator: torch.Generator) -> dict:
     """One pass over the training batches (stopping early at ``deadline``), or over this rank's share
-    under torchrun; returns the mean training loss parts
-    over all the epoch's batches, their number and lines, and the KL weight of the last step."""
+    under torchrun; returns the mean training loss parts over all the epoch's batches, their number
+    and lines, and the KL weight of the last step."""
     cfg = run.cfg
     run.model.train()
     batches = shard(corpus.batches(cfg.batch_size, shuffle=True, generator=generator), distributed.rank(),
@@ -171,15 +171,20 @@ def train(cfg: TrainConfig) -> Path:
             print(f"data: {len(lines[0])} training lines, {len(lines[1])} validation, {len(lines[2])} test",
                   flush=True)
             recipe.warn_if_small(len(lines[0]))
-        every, runs = recipe.stages(cfg, len(lines[0])), recipe.plan(cfg, len(lines[0]))
+        every = recipe.stages(cfg, len(lines[0]))
+        runs = recipe.plan(cfg, every)
         command = dataclasses.replace(cfg, epochs=every[0].epochs, resume=False)  # what the checkpoint records
-        every = [stage.out for stage in every]
+        # the stages share the tokenizer and the data: tokenized once
+        tokenizer_dir = Path(cfg.tokenizer) if cfg.tokenizer else ckpt.SHIPPED / "tokenizer"
+        tokenizer = Tokenizer(tokenizer_dir, max_len=cfg.max_len)
+        data = tuple(Corpus.from_lines(part, tokenizer, cfg.condition) for part in lines[:2]) + (lines[2],)
+        outs = [stage.out for stage in every]
         with distributed.peers(out):
             for stage in runs:
-                if len(every) > 1 and distributed.lead():
-                    print(f"stage {every.index(stage.out) + 1} of {len(every)}: {stage.epochs} epochs at BN scale "
+                if len(outs) > 1 and distributed.lead():
+                    print(f"stage {outs.index(stage.out) + 1} of {len(outs)}: {stage.epochs} epochs at BN scale "
                           f"{stage.bn_gamma:g} into {stage.out}", flush=True)
-                train_on(stage, lines, device, command, card=stage is runs[-1])
+                train_on(stage, data, tokenizer_dir, device, command, card=stage is runs[-1])
         if distributed.lead() and (out / "stages").is_dir():
             shutil.rmtree(out / "stages")  # the finished stages: the last one's log holds their epochs
         return out
@@ -187,19 +192,17 @@ def train(cfg: TrainConfig) -> Path:
         distributed.stop()
 
 
-def train_on(cfg: TrainConfig, lines: tuple[list, list, list], device: torch.device, command: TrainConfig,
-             card: bool = True) -> Path:
-    """Train one stage as ``cfg`` says on the training, validation and test ``lines``, on ``device`` once
-    any process group is joined; its checkpoint records the whole ``command``, and with ``card`` the
-    model card is written at the end."""
+def train_on(cfg: TrainConfig, data: tuple[Corpus, Corpus, list[str]], tokenizer_dir: Path, device: torch.device,
+             command: TrainConfig, card: bool = True) -> Path:
+    """Train one stage as ``cfg`` says on ``data`` (the training and validation corpora, tokenized with
+    the tokenizer in ``tokenizer_dir``, and the test lines), on ``device`` once any process group is
+    joined; its checkpoint records the whole ``command``, and with ``card`` the model card is written
+    at the end."""
     lead, out = distributed.lead(), Path(cfg.out)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    tokenizer_dir = Path(cfg.tokenizer) if cfg.tokenizer else ckpt.SHIPPED / "tokenizer"
-    tokenizer = Tokenizer(tokenizer_dir, max_len=cfg.max_len)
-    train_lines, valid_lines, test_lines = lines
-    train_set, valid_set = (Corpus.from_lines(lines, tokenizer, cfg.condition) for lines in (train_lines, valid_lines))
+    train_set, valid_set, test_lines = data
 
     model = (VRNN if cfg.model == "vrnn" else SentenceVAE)(cfg.model_config(train_set.cond))
     model.set_piece_order(train_set.piece_counts(model.config.vocab_size))
