@@ -200,12 +200,24 @@ def test_searching_a_word_highlights_its_lines(page):
     frame.wait_for_function("() => window.mapState.traces.some(t => t[0] === 'matches')", timeout=30_000)
     highlighted = frame.evaluate("() => window.mapState.traces.find(t => t[0] === 'matches')")
     assert highlighted[1] == expected and "nightingale" in highlighted[2].lower()
+    assert red_pixels(frame) > 4 * expected  # each match is painted over the corpus
     idle(page)  # the search's rerun has finished before the box is cleared
     box.fill("")
     box.press("Enter")
     page.get_by_text(f"{expected:,} corpus lines match").wait_for(state="hidden", timeout=30_000)
     frame = map_frame(page)
     frame.wait_for_function("() => !window.mapState.traces.some(t => t[0] === 'matches')", timeout=30_000)
+    assert red_pixels(frame) == 0
+
+
+def red_pixels(frame) -> int:
+    """Pixels of the map's highlight canvas painted in the highlight's red."""
+    return frame.evaluate("""() => {
+        const c = document.getElementById("marks"), d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+        let n = 0;
+        for (let i = 0; i < d.length; i += 4) if (d[i] > 180 && d[i + 1] < 90 && d[i + 2] < 90 && d[i + 3] > 200) n++;
+        return n;
+    }""")
 
 
 def test_dragging_the_steer_slider_changes_the_line(page):

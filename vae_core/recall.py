@@ -65,7 +65,7 @@ class WordIndex:
         weights.data = tf.data * (K1 + 1) / (tf.data + saturation[rows]) * idf[tf.indices]
         self.weights = weights.T.tocsr()  # [V, N]: one row of corpus weights per word
         self.present = (tf > 0).astype(np.float64)  # [N, V] which words each line has
-        self.stop = np.isin(self.vectorizer.get_feature_names_out(), list(STOP_WORDS))
+        self.stop = np.array([w in STOP_WORDS for w in self.vectorizer.get_feature_names_out()], dtype=bool)
         self.by_text: dict[str, int] = {}
         for i, line in enumerate(lines):
             self.by_text.setdefault(normalise(line), i)

@@ -9,14 +9,13 @@ one region and rare elsewhere names it; stop words and words under three letters
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import scipy.sparse as sp
 from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.feature_extraction.text import CountVectorizer
 
 from .properties import content_words
+from .validate import Range
 
 MINIBATCH_ABOVE = 50_000  # points from which k-means runs on mini-batches
 N_INIT = 4  # k-means restarts (the best of them is kept)
@@ -30,12 +29,11 @@ def cluster(points: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
         raise ValueError(f"points must be a non-empty [N, d] array, got shape {points.shape}")
     if not np.isfinite(points).all():
         raise ValueError("points hold NaN or infinite values")
-    if not isinstance(k, numbers.Integral) or isinstance(k, bool) or not 1 <= k <= len(points):
-        raise ValueError(f"k must be an integer from 1 to the number of points ({len(points)}), got {k!r}")
+    k = Range(int, 1, len(points)).check("k", k)  # at most one cluster a point
     if len(points) > MINIBATCH_ABOVE:
-        kmeans = MiniBatchKMeans(n_clusters=int(k), n_init=N_INIT, batch_size=4096, random_state=seed)
+        kmeans = MiniBatchKMeans(n_clusters=k, n_init=N_INIT, batch_size=4096, random_state=seed)
     else:
-        kmeans = KMeans(n_clusters=int(k), n_init=N_INIT, random_state=seed)
+        kmeans = KMeans(n_clusters=k, n_init=N_INIT, random_state=seed)
     return kmeans.fit_predict(points).astype(np.int64)
 
 
@@ -51,8 +49,7 @@ def label(lines: list[str], labels, top: int = 3) -> list[list[tuple[str, float]
         raise ValueError(f"labels must hold one cluster number per line ({len(lines)}), got shape {labels.shape}")
     if len(labels) and (not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0):
         raise ValueError("labels must be non-negative integers")
-    if not isinstance(top, numbers.Integral) or isinstance(top, bool) or top < 1:
-        raise ValueError(f"top must be a positive integer, got {top!r}")
+    top = Range(int, 1).check("top", top)
     n_classes = int(labels.max()) + 1 if len(labels) else 0
     tokens = [_label_words(line) for line in lines]
     if not any(tokens):
