@@ -66,6 +66,12 @@ def wait_for_map(frame, predicate: str, timeout: float = 60) -> None:
                             polling=10)
 
 
+def wait_for_table(page, text: str, timeout: float = 60) -> None:
+    """Until a results table on the page holds ``text`` (checked every 10 ms, as the map is)."""
+    page.wait_for_function("t => [...document.querySelectorAll('[data-testid=stDataFrame]')]"
+                           ".some(e => e.textContent.includes(t))", arg=text, timeout=timeout * 1000, polling=10)
+
+
 def timed(page, traffic: Traffic, act, done) -> tuple[float, int]:
     """Seconds and bytes from ``act()`` until ``done()`` returns."""
     page.wait_for_timeout(300)  # let the previous interaction's last messages arrive
@@ -114,7 +120,7 @@ def main() -> None:
 
                 def done():
                     wait_for_map(frame, f"t => t.some(x => x[0] === 'your lines' && x[2] === {first})")
-                    page.get_by_text(lines[0][:40]).first.wait_for(timeout=60_000)
+                    wait_for_table(page, lines[0])
 
                 return act, done
 

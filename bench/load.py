@@ -15,9 +15,9 @@ Checked: every table and map layer a session is sent holds its own lines (no cro
 exception or error is shown, and every result arrives within the timeout. Reported, as JSON lines:
 the latency of "typing ten lines -> table shown" and of the other interactions (p50, p95), the
 errors, and the peak resident memory of each server process (with its children), sampled every
-0.2 s. With ``--servers 2`` sessions reach two servers through a small asyncio proxy that keeps
-each user on one server by a cookie (Streamlit needs sticky sessions: a session lives in one
-process, with its map files).
+0.2 s. With ``--servers 2`` sessions reach two servers through the proxy of ``latent-verse explore
+--processes 2`` (``explorer_app/serve.py``), which keeps each user on one server by a cookie
+(Streamlit needs sticky sessions: a session lives in one process, with its map files).
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ import io
 import json
 import random
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -47,6 +46,7 @@ from streamlit.proto.WidgetStates_pb2 import WidgetState
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from explorer_app.serve import StickyProxy, start_servers, stop  # noqa: E402
 from vae_core.data import read_lines  # noqa: E402
 
 CHECKPOINTS = ("poetry", "poetry-bits", "poetry-syllables", "poetry-vrnn")
@@ -190,13 +190,16 @@ class Session:
         return {widget_id for widget_id, _ in self.seen.values()}
 
     def check(self, run: Run, lines: list[str], name: str) -> None:
-        """The Lines table, and the map's layer of typed lines, hold this session's lines and no one else's."""
+        """The Lines table, and the map's layer of typed lines, hold this session's lines and no one else's
+        (a VRNN's table has two rows a line: its reconstructions from its own and from the prior's latents)."""
         table = run.tables.get("lines.table")
         if table is None:
             self.errors.append(f"session {self.number}, {name}: no table of lines")
             return
+        rows = 2 if "latents" in table else 1
+        expected = [line for line in lines for _ in range(rows)]
         own = [layer["lines"] for layer in run.layers if layer["name"] == "your lines"]
-        if table["input"] != lines or len(table["reconstruction"]) != len(lines) or any(x != lines for x in own):
+        if table["input"] != expected or len(table["reconstruction"]) != len(expected) or any(x != lines for x in own):
             self.crosstalk += 1
 
 
@@ -236,68 +239,6 @@ class Memory:
         return self.peak
 
 
-class StickyProxy:
-    """A small HTTP and websocket proxy that sends each user to one server: a request without the
-    cookie goes to the next server in turn, and its response sets the cookie that pins the user."""
-
-    COOKIE = "lv_server"
-
-    def __init__(self, ports: list[int]):
-        self.ports, self.turn = ports, 0
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            writer.close()
-            return
-        pinned = None
-        for line in head.split(b"\r\n"):
-            if line.lower().startswith(b"cookie:"):
-                for part in line[7:].decode("latin-1").split(";"):
-                    name, _, value = part.strip().partition("=")
-                    if name == self.COOKIE and value.isdigit() and int(value) < len(self.ports):
-                        pinned = int(value)
-        server = pinned
-        if server is None:
-            server, self.turn = self.turn, (self.turn + 1) % len(self.ports)
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.ports[server])
-        up_writer.write(head)
-        if pinned is None:  # pin this user with the first response's head
-            await up_writer.drain()
-            status = await up_reader.readuntil(b"\r\n")
-            writer.write(status + f"Set-Cookie: {self.COOKIE}={server}; Path=/\r\n".encode())
-        await asyncio.gather(self.pipe(reader, up_writer), self.pipe(up_reader, writer))
-
-    @staticmethod
-    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-
-
-def start_servers(ports: list[int]) -> list[subprocess.Popen]:
-    servers = [subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "explorer_app" / "app.py"),
-                                 "--server.headless", "true", "--server.port", str(port)],
-                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for port in ports]
-    for port in ports:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the explorer server on port {port} did not start") from None
-                time.sleep(0.3)
-    return servers
-
-
 def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
@@ -305,7 +246,7 @@ def percentile(values: list[float], q: float) -> float:
 async def drive(n: int, servers: int, port: int, rounds: int, timeout: float, think: float,
                 verse: list[str]) -> None:
     ports = [port + 1 + i for i in range(servers)]
-    processes = start_servers(ports)
+    processes = start_servers(ports, quiet=True)
     memories = [Memory([p.pid]) for p in processes]
     proxy = None
     try:
@@ -324,9 +265,7 @@ async def drive(n: int, servers: int, port: int, rounds: int, timeout: float, th
         if proxy is not None:
             proxy.close()
         peaks = [memory.stop() for memory in memories]
-        for p in processes:
-            p.terminate()
-            p.wait(timeout=20)
+        stop(processes)
     label = f"load, {n} session{'s' if n > 1 else ''}" + (f", {servers} servers" if servers > 1 else "")
     times: dict[str, list[float]] = {}
     for s in sessions:

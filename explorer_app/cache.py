@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import streamlit as st
+import torch
 
 import vae_core
 from vae_core.checkpoint import CheckpointError, read_json, shipped_root
@@ -24,21 +25,44 @@ from vae_core.projection import CATEGORICAL, NUMERIC, Projection
 from vae_core.properties import encode_categories
 
 OPEN_CHECKPOINTS = 6  # checkpoints whose model, map and memos stay in memory (the least recently used go)
+LISTING_SECONDS = 10  # how long a listing of the checkpoints folder is reused (a new checkpoint shows after it)
+
+
+def torch_threads() -> int:
+    """Threads for each torch operation: ``$LATENT_VERSE_TORCH_THREADS``, else 1. Sessions run in threads
+    of one process, each op releasing the interpreter's lock, so they already share the cores; an op's own
+    thread pool on top makes every op wait for its slowest thread, which another session (or the browser,
+    on the same machine) holds up (measured in docs/performance.md)."""
+    value = os.environ.get("LATENT_VERSE_TORCH_THREADS", "1")
+    return int(value) if value.isdigit() and int(value) >= 1 else 1
+
+
+torch.set_num_threads(torch_threads())
+
+@st.cache_data(ttl=LISTING_SECONDS, show_spinner=False)
+def _listing(root: str) -> dict[str, str]:
+    """The checkpoints in the folder ``root`` by name (every directory with a config.json), each with its
+    resolved directory; none if the folder is missing. Every run asks several times, so it is kept."""
+    folder = Path(root)
+    if not folder.is_dir():
+        return {}
+    return {p.name: str(p.resolve()) for p in sorted(folder.iterdir()) if (p / "config.json").is_file()}
+
 
 def checkpoint_names() -> list[str]:
-    """Every directory under ``shipped_root()`` (``$LATENT_VERSE_CHECKPOINTS``, else the repository's
-    ``checkpoints/``) that looks like a checkpoint (has a config.json); none if that folder is missing."""
-    root = shipped_root()
-    return sorted(p.name for p in root.iterdir() if (p / "config.json").is_file()) if root.is_dir() else []
+    """The checkpoints in ``shipped_root()`` (``$LATENT_VERSE_CHECKPOINTS``, else the repository's
+    ``checkpoints/``), sorted."""
+    return list(_listing(str(shipped_root())))
 
 
 def checkpoint_path(name: str) -> str:
     """The checkpoint's resolved directory: the key every cached loader and result is stored under.
     Only a listed checkpoint (a folder directly in the checkpoints folder) is opened: a name from a
     link could hold ``..`` or an absolute path."""
-    if Path(name).name != name or name not in checkpoint_names():
+    listing = _listing(str(shipped_root()))
+    if Path(name).name != name or name not in listing:
         raise CheckpointError("it is not one of the listed checkpoints")
-    return str((shipped_root() / name).resolve())
+    return listing[name]
 
 
 def _config(path: str) -> dict:

@@ -27,6 +27,7 @@ from .tokenizer import LANG, MODEL_NAME, Tokenizer, TokenizerError
 from .vrnn import VRNN, VRNNConfig
 
 FORMAT = "latent-verse/1"
+_SOURCE_TREE = Path(__file__).resolve().parent.parent  # a checkout, or an editable install
 
 
 def _root(variable: str, name: str) -> Path:
@@ -34,7 +35,7 @@ def _root(variable: str, name: str) -> Path:
     editable install), else ``./name``."""
     if os.environ.get(variable):
         return Path(os.environ[variable])
-    beside = Path(__file__).resolve().parent.parent / name
+    beside = _SOURCE_TREE / name
     return beside if beside.is_dir() else Path(name)
 
 

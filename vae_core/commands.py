@@ -8,10 +8,7 @@
 from __future__ import annotations
 
 import importlib
-import importlib.util
-import os
 import sys
-from pathlib import Path
 from typing import NoReturn
 
 # subcommand: (its module, what it does). explore runs the module's app.py under streamlit, the others
@@ -30,9 +27,8 @@ USAGE = "usage: latent-verse <command> [options]   (latent-verse <command> --hel
 
 def explore(module: str, argv: list[str]) -> NoReturn:
     """Become ``streamlit run`` on the installed app (which reads its own ``.streamlit/config.toml``,
-    whatever the working directory)."""
-    app = Path(importlib.util.find_spec(module).origin).parent / "app.py"
-    os.execv(sys.executable, [sys.executable, "-m", "streamlit", "run", str(app), *argv])
+    whatever the working directory), or, with ``--processes N``, N of them behind one port."""
+    sys.exit(importlib.import_module(f"{module}.serve").main(argv))
 
 
 def main(argv=None) -> int:

@@ -196,21 +196,23 @@ class CodeIndex:
         for start in range(0, len(z), rows):
             if measure == "euclidean":
                 block = z[start : start + rows]
-                squared = (block**2).sum(dim=1, keepdim=True) - 2 * block @ self.codes.T + self.squares
-                distance, index = squared.topk(k, dim=1, largest=False)
-                parts.append((distance.clamp_min(0).sqrt(), index))
+                # |z - c|^2 = |z|^2 + (|c|^2 - 2 z.c): ranked by the bracket, one fused product
+                partial = torch.addmm(self.squares, block, self.codes.T, alpha=-2)
+                distance, index = partial.topk(k, dim=1, largest=False)
+                parts.append(((distance + (block**2).sum(dim=1, keepdim=True)).clamp_min(0).sqrt(), index))
                 continue
-            cosine = unit[start : start + rows] @ self.unit.T
-            parts.append(self._rank(cosine, torch.arange(len(self)), k, measure))
+            parts.append(self._rank(unit[start : start + rows] @ self.unit.T, None, k, measure))
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
-    def _rank(self, cosine: torch.Tensor, candidates: torch.Tensor, k: int, measure: str):
-        """The best ``k`` of ``candidates`` by cosine or CSLS, from the queries' cosines to them."""
+    def _rank(self, cosine: torch.Tensor, candidates: torch.Tensor | None, k: int, measure: str):
+        """The best ``k`` of ``candidates`` (None: the whole corpus) by cosine or CSLS, from the queries'
+        cosines to them."""
         if measure == "csls":
             own = cosine.topk(min(HUB_NEIGHBOURS, cosine.size(1)), dim=1).values.mean(dim=1, keepdim=True)
-            cosine = 2 * cosine - self.hubness[candidates] - own
+            hubness = self.hubness if candidates is None else self.hubness[candidates]
+            cosine = (2 * cosine).sub_(hubness).sub_(own)
         score, at = cosine.topk(min(k, cosine.size(1)), dim=1)
-        return score, candidates[at]
+        return score, at if candidates is None else candidates[at]
 
     def _approximate(self, unit: torch.Tensor, k: int, measure: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Each query scored exactly against the codes of the lists nearest it (see ``InvertedLists``),
