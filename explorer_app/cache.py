@@ -222,14 +222,35 @@ def generate(path: str, n: int, temperature: float, seed: int, max_len: int, lin
 RECALL = ("in corpus", "most words shared with", "words shared", "nearest in the latent space", "cosine")
 
 
+class _MemoEncoder:
+    """Posterior means through the row memo, for ``Projection.recall``: the lines it encodes are the
+    ones a tab places on the map next."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def mu(self, lines: list[str]) -> torch.Tensor:
+        return torch.as_tensor(encode(self.path, tuple(lines), True, 0)[0])
+
+
 def recall(path: str, lines: tuple[str, ...]) -> dict[str, list]:
     """What each line recalls of the corpus (see ``Projection.recall``), by column."""
     def compute(keys):
-        found = load_projection(path).recall(load_sampler(path), [line for _, line in keys])
+        found = load_projection(path).recall(_MemoEncoder(path), [line for _, line in keys])
         return list(zip(*(found[column] for column in RECALL)))
 
     rows = memo(path)([("recall", line) for line in lines], compute)
     return {column: [row[i] for row in rows] for i, column in enumerate(RECALL)}
+
+
+def place(path: str, z) -> np.ndarray:
+    """Map coordinates ``[M, 2]`` for the rows of the float32 array ``z`` (see ``Projection.place``), kept
+    per row: the tabs' default lines are placed once for every session."""
+    z = np.asarray(z, dtype=np.float32).reshape(len(z), -1)
+    rows = memo(path)([("place", row.tobytes()) for row in z],
+                      lambda keys: list(load_projection(path).place(torch.as_tensor(
+                          np.stack([np.frombuffer(row, dtype=np.float32) for _, row in keys]))).numpy()))
+    return np.stack(rows) if rows else np.empty((0, 2), dtype=np.float32)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

@@ -108,14 +108,17 @@ def start_servers(ports: list[int], options: list[str] = (), quiet: bool = False
     return servers
 
 
-def stop(servers: list[subprocess.Popen]) -> None:
+def stop(servers: list[subprocess.Popen], grace: float = 10) -> None:
+    """Ask every server to stop, and kill those still running after ``grace`` seconds."""
     for server in servers:
         server.terminate()
+    deadline = time.monotonic() + grace
     for server in servers:
         try:
-            server.wait(timeout=20)
+            server.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             server.kill()
+            server.wait()
 
 
 async def _serve(servers: list[subprocess.Popen], ports: list[int], address: str, port: int) -> None:

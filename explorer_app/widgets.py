@@ -47,9 +47,7 @@ class Context:
 
     def place(self, z):
         """Map coordinates for codes (None without a map)."""
-        import torch
-
-        return None if self.projection is None else self.projection.place(torch.as_tensor(z))
+        return None if self.projection is None else cache.place(self.path, z)
 
 
 def apologise(where: str) -> None:

@@ -75,7 +75,7 @@ def test_two_processes_behind_one_port_keep_each_user_and_stop_together():
             assert response.read() == b"ok"
             assert StickyProxy.COOKIE not in response.headers.get("Set-Cookie", "")  # already pinned
         launcher.send_signal(signal.SIGTERM)
-        assert launcher.wait(timeout=30) == 0
+        assert launcher.wait(timeout=60) == 0  # the servers get 10 s to stop before they are killed
         assert not any(Path(f"/proc/{pid}").exists() for pid in servers)  # stopped and reaped by the launcher
     finally:
         if launcher.poll() is None:
