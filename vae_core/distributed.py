@@ -55,9 +55,12 @@ def start(device_name: str) -> torch.device:
     return device
 
 
-def stop() -> None:
-    """Leave the process group, if any."""
+def stop(together: bool = False) -> None:
+    """Leave the process group, if any; ``together``: first wait until every rank is leaving (after a run
+    that ended well), so that no rank tears its connections down while the lead still writes the card."""
     if dist.is_initialized():
+        if together:
+            dist.barrier()
         dist.destroy_process_group()
 
 

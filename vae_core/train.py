@@ -187,9 +187,10 @@ def train(cfg: TrainConfig) -> Path:
                 train_on(stage, data, tokenizer_dir, device, command, card=stage is runs[-1])
         if distributed.lead() and (out / "stages").is_dir():
             shutil.rmtree(out / "stages")  # the finished stages: the last one's log holds their epochs
+        distributed.stop(together=True)
         return out
     finally:
-        distributed.stop()
+        distributed.stop()  # after an error: leave at once (a lost peer would never reach a barrier)
 
 
 def train_on(cfg: TrainConfig, data: tuple[Corpus, Corpus, list[str]], tokenizer_dir: Path, device: torch.device,
