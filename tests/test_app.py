@@ -490,6 +490,18 @@ def shipped_map():
     return Projection.load(ckpt.SHIPPED)
 
 
+def test_the_map_places_lines_where_the_projection_does(app, shipped):
+    """The placements kept per row come back for the right rows: typed lines (one of them twice, and
+    one placed on an earlier run) land where ``Projection.place`` puts their codes."""
+    at = app.run()
+    typed = ["the moon is up", "o western wind", "the moon is up", "the sea is calm tonight"]
+    at.text_area(key="lines.text").set_value("\n".join(typed)).run()
+    layer = [layer for layer in map_args(at)["layers"] if layer["name"] == "your lines"][0]
+    expected = shipped_map().place(shipped.mu(typed)).numpy()
+    assert layer["lines"] == typed
+    assert np.allclose(layer["x"], expected[:, 0], atol=1e-3) and np.allclose(layer["y"], expected[:, 1], atol=1e-3)
+
+
 def test_a_reconstruction_that_is_a_corpus_line_is_recognised(app, shipped):
     from vae_core.properties import normalise
 
