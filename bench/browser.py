@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import json
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from explorer_app.serve import start_servers, stop  # noqa: E402
 from vae_core.data import read_lines  # noqa: E402
 
 PORT = 8597
@@ -86,17 +85,8 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     verse = read_lines(ROOT / "data" / "poetry" / "test.txt")
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "explorer_app" / "app.py"),
-                               "--server.port", str(PORT), "--server.headless", "true"],
-                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    servers = start_servers([PORT], quiet=True)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{PORT}/_stcore/health", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.3)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1500, "height": 1000})
@@ -170,8 +160,7 @@ def main() -> None:
             measure(page, traffic, "search a word -> matches highlighted and counted", searched, 0.3)
             browser.close()
     finally:
-        server.terminate()
-        server.wait(timeout=20)
+        stop(servers)
 
 
 def measure(page, traffic: Traffic, name: str, interaction, budget: float) -> None:

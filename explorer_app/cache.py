@@ -39,6 +39,7 @@ def torch_threads() -> int:
 
 torch.set_num_threads(torch_threads())
 
+
 @st.cache_data(ttl=LISTING_SECONDS, show_spinner=False)
 def _listing(root: str) -> dict[str, str]:
     """The checkpoints in the folder ``root`` by name (every directory with a config.json), each with its
@@ -186,9 +187,13 @@ def decode(path: str, z: np.ndarray, method: str, options: tuple, syllables: tup
         return _decode_sampled(path, z, options, syllables)
     counts = syllables or (None,) * len(z)
     return memo(path)([(method, options, count, row.tobytes()) for count, row in zip(counts, z)],
-                      lambda keys: load_sampler(path).decode(
-                          np.stack([np.frombuffer(row, dtype=np.float32) for *_, row in keys]), method,
-                          **_per_row(options, [count for _, _, count, _ in keys])))
+                      lambda keys: load_sampler(path).decode(_codes(keys), method,
+                                                             **_per_row(options, [count for _, _, count, _ in keys])))
+
+
+def _codes(keys: list[tuple]) -> np.ndarray:
+    """The float32 codes ``[M, nz]`` of memo keys whose last item is a code's bytes."""
+    return np.stack([np.frombuffer(key[-1], dtype=np.float32) for key in keys])
 
 
 def _per_row(options: tuple, counts: list) -> dict:
@@ -248,8 +253,7 @@ def place(path: str, z) -> np.ndarray:
     per row: the tabs' default lines are placed once for every session."""
     z = np.asarray(z, dtype=np.float32).reshape(len(z), -1)
     rows = memo(path)([("place", row.tobytes()) for row in z],
-                      lambda keys: list(load_projection(path).place(torch.as_tensor(
-                          np.stack([np.frombuffer(row, dtype=np.float32) for _, row in keys]))).numpy()))
+                      lambda keys: list(load_projection(path).place(torch.as_tensor(_codes(keys))).numpy()))
     return np.stack(rows) if rows else np.empty((0, 2), dtype=np.float32)
 
 

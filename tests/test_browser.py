@@ -3,14 +3,11 @@
 import os
 import shutil
 import socket
-import subprocess
-import sys
 import time
-import urllib.request
 
 import pytest
 
-from .conftest import ROOT
+from explorer_app.serve import start_servers, stop
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(
@@ -28,25 +25,9 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def server():
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "explorer_app" / "app.py"), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        process.kill()
-        pytest.fail("the streamlit server did not come up within 60 s")
-    yield url
-    process.terminate()
-    process.wait(timeout=20)
+    servers = start_servers([port], quiet=True)
+    yield f"http://127.0.0.1:{port}"
+    stop(servers)
 
 
 @pytest.fixture(scope="module")
