@@ -18,7 +18,7 @@ MAX_PICKED = 50  # picked lines kept as choices for the other tabs
 SHOWN = 8  # matches, region lines and picked lines listed under the map
 MAX_UPLOAD_LINES = 20_000  # lines of an uploaded file placed on the map
 HEIGHT = 520
-MAX_POINTS = 200_000  # corpus points drawn as markers; past that, every k-th, over the density of all
+MAX_POINTS = 100_000  # corpus points drawn as markers; past that, every k-th, over the density of all
 _map = components.declare_component("latent_map", path=str(cache.frontend_dir()))
 
 

@@ -526,11 +526,17 @@ def test_colour_by_sends_a_field_the_browser_reads(app):
     no_exceptions(at)
     sent = map_args(at)
     assert sent["colour"] == "syllables"
-    field = json.loads((cache.frontend_dir() / f"{sent['corpus']}.field.syllables.json").read_text())
-    assert field["kind"] == "numeric" and len(field["values"]) == 95_000
-    rhyme = json.loads((cache.frontend_dir() / f"{sent['corpus']}.field.rhyme.json").read_text())
+    folder, projection = cache.frontend_dir(), cache.load_projection(cache.checkpoint_path("poetry"))
+    field = json.loads((folder / f"{sent['corpus']}.field.syllables.json").read_text())
+    values = np.fromfile(folder / f"{sent['corpus']}.field.syllables.bin", dtype=np.float32)
+    assert field["kind"] == "numeric" and values.tolist() == projection.fields["syllables"].tolist()
+    rhyme = json.loads((folder / f"{sent['corpus']}.field.rhyme.json").read_text())
     assert rhyme["kind"] == "categorical" and rhyme["names"][-1] == "other" and len(rhyme["names"]) == 13
-    assert max(rhyme["values"]) == 12
+    codes = np.fromfile(folder / f"{sent['corpus']}.field.rhyme.bin", dtype=np.uint16)
+    assert len(codes) == 95_000 and codes.max() == 12 and np.bincount(codes).tolist() == rhyme["counts"]
+    named = [rhyme["names"][c] for c in codes[:2000]]
+    truth = [projection.names["rhyme"][r] or "(unknown)" for r in projection.fields["rhyme"][:2000]]
+    assert all(shown == (true if true in rhyme["names"] else "other") for shown, true in zip(named, truth))
     assert at.query_params["map.colour"] == "syllables"  # a shared link keeps the colouring
 
 

@@ -5,6 +5,7 @@ import shutil
 import socket
 import time
 
+import numpy as np
 import pytest
 
 from explorer_app.serve import start_servers, stop
@@ -216,3 +217,23 @@ def test_dragging_the_steer_slider_changes_the_line(page):
     assert shorter.strip() and longer.strip() and shorter != longer
     layers = [t[0] for t in map_frame(page).evaluate("() => window.mapState.traces")]
     assert "steered" in layers  # the sweep is drawn on the map
+
+
+def test_colouring_by_a_field_shows_its_legend_or_colour_bar(page, server):
+    from vae_core.checkpoint import SHIPPED
+    from vae_core.projection import Projection
+
+    rhymes = Projection.load(SHIPPED).fields["rhyme"]
+    page.goto(f"{server}/?map.colour=rhyme")
+    frame = map_frame(page)
+    frame.wait_for_function("() => window.mapState.colour === 'rhyme'", timeout=60_000)
+    legend = frame.evaluate("() => Array.from(document.querySelectorAll('#legend > span'), s => s.textContent)")
+    counts = [int(item.rsplit("(", 1)[1].rstrip(")").replace(",", "")) for item in legend]
+    assert len(legend) == 13 and legend[-1].startswith("other") and sum(counts) == len(rhymes)
+    assert counts[0] == max(counts[:12]) == max(np.bincount(rhymes))  # the most frequent sound comes first
+    page.goto(f"{server}/?map.colour=syllables")
+    frame = map_frame(page)
+    frame.wait_for_function("() => window.mapState.colour === 'syllables'", timeout=60_000)
+    frame.wait_for_function("() => document.querySelector('g.colorbar') !== null", timeout=30_000)
+    assert "syllables" in frame.evaluate("() => document.querySelector('g.colorbar').textContent")
+    assert frame.evaluate("() => document.querySelectorAll('#legend > span').length") == 0

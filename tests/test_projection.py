@@ -70,6 +70,26 @@ def test_stored_without_pickle_or_text_and_loaded_back(projection, saved, corpus
         assert np.allclose(again.fields[name], values, atol=1e-3), name
 
 
+def test_maps_of_the_same_files_share_their_lines_and_word_index(projection, saved, vae, tmp_path):
+    import gc
+    import weakref
+
+    other = tmp_path / "other"
+    projection.save(other)  # a second checkpoint's map of the same files
+    a, b = Projection.load(saved), Projection.load(other)
+    assert a.lines is b.lines and a.word_index is b.word_index
+    assert a.search("the").tolist() == b.search("the").tolist() and len(a.search("the"))
+    data = tiny_data(tmp_path / "data", n_train=40, n_valid=10, n_test=10)
+    small = build(vae, source_files(data), MapConfig(neighbours=5, regions=2, reconstruct=False), progress=False)
+    small.save(tmp_path / "small")
+    loaded = Projection.load(tmp_path / "small")
+    assert loaded.corpus is small.corpus is not a.corpus and len(loaded.word_index) == 60
+    freed = weakref.ref(small.corpus)
+    del small, loaded
+    gc.collect()
+    assert freed() is None  # freed with the last map that used it
+
+
 def test_a_changed_or_missing_source_is_refused(vae, tmp_path):
     data = tiny_data(tmp_path / "data", n_train=40, n_valid=10, n_test=10)
     out = tmp_path / "map"
@@ -180,7 +200,9 @@ def test_the_shipped_map_holds_the_whole_corpus():
     assert len(shipped.region_words) == shipped.settings["regions"] and all(shipped.region_words)
 
 
-def test_a_large_map_stores_its_approximate_index(vae, tmp_path, monkeypatch):
+def test_a_large_map_stores_its_approximate_index_and_word_counts(vae, tmp_path, monkeypatch):
+    from safetensors.torch import load_file, save_file
+
     from vae_core import recall
 
     monkeypatch.setattr(recall, "APPROXIMATE_ABOVE", 50)  # 60 lines count as a large corpus here
@@ -191,5 +213,16 @@ def test_a_large_map_stores_its_approximate_index(vae, tmp_path, monkeypatch):
     again = Projection.load(tmp_path / "map")
     assert torch.equal(again.lists.assignment, built.lists.assignment)
     assert again.code_index.lists is again.lists  # opening the map builds no index
-    found = again.recall(vae, [again.lines[3]])
-    assert found["nearest in the latent space"][0] == again.lines[3]
+    with monkeypatch.context() as patched:
+        patched.setattr(recall, "word_counts", None)  # nor counts the words again: they are stored
+        found = again.recall(vae, [again.lines[3]])
+    assert found["nearest in the latent space"][0] == again.lines[3] and found["in corpus"][0]
+    stored, fresh = again.word_index, recall.WordIndex(again.lines)
+    assert (stored.weights != fresh.weights).nnz == 0 and list(stored.vocabulary) == list(fresh.vocabulary)
+    queries = [again.lines[5], "the night and the sea", again.lines[7].upper()]
+    assert [a.tolist() for a in stored.best(queries)] == [b.tolist() for b in fresh.best(queries)]
+    tensors = load_file(tmp_path / "map" / TENSORS)
+    tensors["words.words"][0] = 10**6  # a hand-edited map
+    save_file(tensors, tmp_path / "map" / TENSORS)
+    with pytest.raises(ckpt.CheckpointError, match="word counts are inconsistent"):
+        Projection.load(tmp_path / "map")

@@ -63,6 +63,14 @@ def test_encode_categories_keeps_the_most_frequent_names():
     assert codes.tolist() == [0] * 5 + [1] * 3 + [2] * 5
 
 
+def test_weighted_categories_rank_as_the_values_repeated():
+    values, weights = ["z", "the", "and", "b", "a", "the"], [1, 2, 5, 2, 2, 1]
+    codes, names = properties.encode_categories(values, top=2, weights=weights)
+    repeated = properties.encode_categories([v for v, w in zip(values, weights) for _ in range(w)], top=2)[1]
+    assert names == repeated == ["and", "the", "other"]
+    assert codes.tolist() == [2, 1, 0, 2, 2, 1]
+
+
 def test_first_words_of_verse_keep_twelve_names_and_other():
     lines = (POETRY / "valid.txt").read_text(encoding="utf-8").splitlines()
     first = properties.line_properties(lines)["first_word"]
@@ -77,5 +85,7 @@ def test_bad_input_is_a_value_error():
         properties.encode_categories(["a"], top=0)
     with pytest.raises(ValueError, match="one-dimensional"):
         properties.encode_categories([["a", "b"]])
+    with pytest.raises(ValueError, match="weights"):
+        properties.encode_categories(["a", "b"], weights=[1])
     with pytest.raises(ValueError, match="list of strings"):
         properties.line_properties("one line")

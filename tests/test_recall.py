@@ -1,11 +1,13 @@
 """What generated lines recall from the corpus: word-for-word matches, BM25 matches and nearest codes."""
 
 
+from collections import Counter
+
 import numpy as np
 import pytest
 import torch
 
-from vae_core.recall import CodeIndex, InvertedLists, WordIndex
+from vae_core.recall import ONE_BY_ONE, PROBE, CodeIndex, InvertedLists, WordIndex, line_words, word_counts
 from vae_core.tokenizer import detokenize
 
 from .conftest import POETRY
@@ -29,6 +31,26 @@ def test_a_corpus_line_is_found_word_for_word_as_the_decoder_prints_it(words, ve
     assert printed.startswith("Where") and printed != line
     assert index.exact([printed, "the sea is calm", line.upper()]).tolist() == [1, -1, 1]  # the first copy
     assert words.exact(verse[100:110]).tolist() == [verse.index(line) for line in verse[100:110]]
+
+
+ODD = ["the sea, the sea!", "", "'' o'er the hill ''", "two\nlines in one", "ﬁne ｆｕｌｌ width", "-- 12 --",
+       "Été\u200bwhen\x00ALL's", "   ", "the sea, the sea!", "x"]
+
+
+def test_word_counts_of_the_joined_lines_are_each_line_s_own(verse):
+    lines = ODD + verse[:500]
+    tf, vocabulary = word_counts(lines)
+    assert tf.shape == (len(lines), len(vocabulary)) and len(set(vocabulary)) == len(vocabulary)
+    for i, line in enumerate(lines):
+        row = tf.getrow(i)
+        assert {vocabulary[j]: c for j, c in zip(row.indices, row.data)} == Counter(line_words(line)), line
+
+
+def test_word_for_word_matches_of_odd_lines_are_the_first_of_the_same_normalised_text():
+    index = WordIndex(ODD)
+    queries = ["THE SEA, THE SEA!", "-- 34 --", "fine full width", "two lines in one", "Été when all's",
+               "the sea", "o'er the hill", "", "  x  "]
+    assert index.exact(queries).tolist() == [0, 5, 4, 3, 6, -1, -1, 1, 9]
 
 
 def test_the_best_word_match_of_a_paraphrase_is_its_source(words, verse):
@@ -125,11 +147,16 @@ def test_the_approximate_search_agrees_with_the_exhaustive_one():
     codes = np.repeat(centres, 150, axis=0) + 0.1 * rng.standard_normal((3000, 8))
     lists = InvertedLists.build(torch.nn.functional.normalize(torch.as_tensor(codes).float(), dim=1), size=50)
     exhaustive, approximate = CodeIndex(codes), CodeIndex(codes, lists=lists)
-    assert len(lists.centroids) == 60 and lists.assignment.shape == (3000,) and len(lists.near[0]) == 8
+    assert len(lists.centroids) == 60 and lists.assignment.shape == (3000,) and len(lists.near[0]) == PROBE
     assert np.abs(approximate.hubness.numpy() - exhaustive.hubness.numpy()).max() < 0.05
-    queries = centres + 0.05 * rng.standard_normal((20, 8))
-    for measure in ("cosine", "csls"):
-        assert (approximate.nearest(queries, 1, measure)[0] == exhaustive.nearest(queries, 1, measure)[0]).mean() > 0.9
+    few = centres + 0.05 * rng.standard_normal((20, 8))  # each probes its own nearest lists
+    many = np.repeat(centres, 15, axis=0) + 0.05 * rng.standard_normal((300, 8))  # past ONE_BY_ONE: in groups
+    assert len(many) > ONE_BY_ONE
+    for queries in (few, many):
+        for measure in ("cosine", "csls"):
+            found, exact = approximate.nearest(queries, 1, measure)[0], exhaustive.nearest(queries, 1, measure)[0]
+            assert (found == exact).mean() > 0.9
+    queries = few
     stored = InvertedLists(approximate.lists.centroids.half(), approximate.lists.assignment.short())
     again = CodeIndex(codes, hubness=approximate.hubness, lists=stored)  # as a map stores them
     assert np.array_equal(again.nearest(queries, 3, "csls")[0], approximate.nearest(queries, 3, "csls")[0])

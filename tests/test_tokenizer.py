@@ -77,6 +77,15 @@ def test_clean_removes_control_characters_and_folds_space():
     assert clean("a\x00b\tc\n\u200bd  e\x7f") == "a b c d e"
 
 
+def test_a_data_file_keeps_the_lines_that_cleaning_leaves_something_of(tmp_path):
+    from vae_core.data import read_lines
+
+    raw = ["a", "\u200b", " \t ", "¨", "\x85x", "\u3000", "\ufeffq", "  b ", "\x00", "é\u200bt", "", "\u2028"]
+    (tmp_path / "lines.txt").write_text("\n".join(raw) + "\n", encoding="utf-8")
+    assert read_lines(tmp_path / "lines.txt") == [line.strip() for line in raw if clean(line)]
+    assert read_lines(tmp_path / "lines.txt") == ["a", "¨", "x", "\ufeffq", "b", "é\u200bt"]
+
+
 def test_odd_characters_encode_without_crashing(tok):
     lines = ["🌞🌙 moon", "日本語の詩", "Ωμέγα", "\x07\x1b[31m red", "é è ê"]
     ids = tok.encode(lines)

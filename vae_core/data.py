@@ -29,7 +29,9 @@ def read_lines(path: str | Path) -> list[str]:
     lines = []
     for file in files:
         with open(file, encoding="utf-8", errors="replace") as f:
-            lines.extend(line.strip() for line in f if clean(line))
+            stripped = (line.strip() for line in f)
+            # a line of printable characters keeps one after cleaning: only the others need cleaning to tell
+            lines.extend(line for line in stripped if line and (line.isprintable() or clean(line)))
     return lines
 
 

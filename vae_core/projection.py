@@ -21,11 +21,14 @@ import hashlib
 import os
 import re
 import sys
+import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from tqdm import tqdm
 
@@ -62,8 +65,7 @@ class Projection:
     hubness: np.ndarray | None = None  # [N] each code's mean cosine to its 10 nearest corpus codes (CSLS)
     lists: recall.InvertedLists | None = None  # the approximate code index of a large map
     _index: recall.CodeIndex | None = field(default=None, init=False, repr=False)
-    _words: recall.WordIndex | None = field(default=None, init=False, repr=False)
-    _search: LineSearch | None = field(default=None, init=False, repr=False)
+    _corpus: Corpus | None = field(default=None, init=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -80,10 +82,15 @@ class Projection:
         return self._index
 
     @property
+    def corpus(self) -> Corpus:
+        """The lines with their word index and search, shared with other maps of the same files."""
+        if self._corpus is None:
+            self._corpus = Corpus.shared(self.lines, self.sources)
+        return self._corpus
+
+    @property
     def word_index(self) -> recall.WordIndex:
-        if self._words is None:
-            self._words = recall.WordIndex(self.lines)
-        return self._words
+        return self.corpus.word_index
 
     def recall(self, sampler, lines: list[str]) -> dict[str, list]:
         """What each (generated) line recalls of the corpus: whether it is a corpus line word for word,
@@ -112,9 +119,7 @@ class Projection:
 
     def search(self, pattern: str, regex: bool = False) -> np.ndarray:
         """Indices of the corpus lines matching ``pattern`` (see ``LineSearch``)."""
-        if self._search is None:
-            self._search = LineSearch(self.lines)
-        return self._search(pattern, regex)
+        return self.corpus.line_search(pattern, regex)
 
     def region_table(self) -> list[dict]:
         """Each region's name, size and centre on the map, largest first."""
@@ -143,13 +148,18 @@ class Projection:
             tensors[f"field.{name}"] = torch.as_tensor(values).to(dtype)
         if self.hubness is not None:
             tensors["hubness"] = torch.as_tensor(self.hubness).half()
-        if self.lists is not None:
+        meta = {}
+        if self.lists is not None:  # a large map: its indexes are stored, so it opens without building them
             tensors["lists.centroids"] = self.lists.centroids.half()
             tensors["lists.assignment"] = self.lists.assignment.to(torch.int16)
+            counts, meta["vocabulary"] = recall.word_counts(self.lines)
+            tensors["words.counts"] = torch.as_tensor(np.minimum(counts.data, 255).astype(np.uint8))
+            tensors["words.words"] = torch.as_tensor(counts.indices.astype(np.int32))
+            tensors["words.starts"] = torch.as_tensor(counts.indptr.astype(np.int64))
         sources = [{**s, "path": _relative(s["path"], directory)} for s in self.sources]
         ckpt.write_tensors(directory / TENSORS, tensors)
         ckpt.write_json(directory / META, {"format": FORMAT, "sources": sources, "names": self.names,
-                                           "regions": self.region_words, "settings": self.settings})
+                                           "regions": self.region_words, "settings": self.settings, **meta})
 
     @classmethod
     def load(cls, directory: Path) -> Projection:
@@ -163,19 +173,77 @@ class Projection:
         try:
             sources = [{**s, "path": str(_source_path(directory, s["path"]))} for s in meta["sources"]]
             lines = read_sources(sources)
+            corpus = Corpus.shared(lines, sources, _stored_counts(tensors, meta, len(lines)))
             codes = dequantise(tensors["codes"], tensors["code_offset"], tensors["code_scale"])
             xy = tensors["xy"].float()
             fields = {k.split(".", 1)[1]: v.numpy().astype(np.float32 if v.is_floating_point() else np.int64)
                       for k, v in tensors.items() if k.startswith("field.")}
         except (KeyError, TypeError, AttributeError) as err:
             raise ckpt.CheckpointError(f"{directory}: the stored map is incomplete ({err})") from err
-        if not all(len(v) == len(lines) for v in [codes, xy, *fields.values()]):
+        if not all(len(v) == len(corpus.lines) for v in [codes, xy, *fields.values()]):
             raise ckpt.CheckpointError(f"{directory / TENSORS}: the stored map is inconsistent with its sources")
         hubness = tensors["hubness"].float().numpy() if "hubness" in tensors else None
         lists = (recall.InvertedLists(tensors["lists.centroids"], tensors["lists.assignment"])
                  if "lists.centroids" in tensors else None)
-        return cls(lines, codes, xy, fields, meta.get("names", {}), meta.get("regions", []), sources,
-                   meta.get("settings", {}), hubness, lists)
+        projection = cls(corpus.lines, codes, xy, fields, meta.get("names", {}), meta.get("regions", []), sources,
+                         meta.get("settings", {}), hubness, lists)
+        projection._corpus = corpus
+        return projection
+
+
+def _stored_counts(tensors: dict, meta: dict, lines: int) -> tuple | None:
+    """The word counts of ``lines`` lines that a large map stores (see ``recall.word_counts``), or None."""
+    if "words.counts" not in tensors:
+        return None
+    vocabulary = meta["vocabulary"]
+    counts, words, starts = (tensors[f"words.{name}"].numpy() for name in ("counts", "words", "starts"))
+    if (not isinstance(vocabulary, list) or len(starts) != lines + 1 or starts[0] != 0 or starts[-1] != len(words)
+            or len(words) != len(counts) or (np.diff(starts) < 0).any()
+            or (len(words) and not 0 <= words.min() <= words.max() < len(vocabulary))):
+        raise ckpt.CheckpointError("the stored map's word counts are inconsistent with its lines")
+    return sp.csr_matrix((counts.astype(np.float64), words, starts), shape=(lines, len(vocabulary))), vocabulary
+
+
+class Corpus:
+    """A map's corpus lines with their word index (``recall.WordIndex``) and search (``LineSearch``),
+    each built when first asked for. Maps of the same unchanged source files share one (the shipped
+    checkpoints all map ``data/poetry``), so a server with all of them open holds the lines and their
+    indexes once; it is freed with the last map that uses it."""
+
+    _open: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # source files and checksums -> Corpus
+    _open_lock = threading.Lock()
+
+    def __init__(self, lines: list[str], counts: tuple | None = None):
+        self.lines, self._counts, self._lock = lines, counts, threading.Lock()  # counts: a large map's stored ones
+        self._words: recall.WordIndex | None = None
+        self._search: LineSearch | None = None
+
+    @classmethod
+    def shared(cls, lines: list[str], sources: list[dict], counts: tuple | None = None) -> Corpus:
+        """The open corpus of the same source files, else a new one of ``lines`` (and their stored word
+        ``counts``, if any). Files are the same when their paths and checksums are, and only maps that
+        record a checksum for each file share."""
+        if not sources or not all("sha256" in s for s in sources):
+            return cls(lines, counts)
+        key = tuple((str(Path(s["path"]).resolve()), s["sha256"]) for s in sources)
+        with cls._open_lock:
+            corpus = cls._open.get(key)
+            if corpus is None:
+                corpus = cls._open[key] = cls(lines, counts)
+            return corpus
+
+    @property
+    def word_index(self) -> recall.WordIndex:
+        with self._lock:
+            if self._words is None:
+                self._words, self._counts = recall.WordIndex(self.lines, self._counts), None
+            return self._words
+
+    def line_search(self, pattern: str, regex: bool = False) -> np.ndarray:
+        with self._lock:
+            if self._search is None:
+                self._search = LineSearch(self.lines)
+        return self._search(pattern, regex)
 
 
 class LineSearch:

@@ -85,16 +85,19 @@ def line_properties(lines: list[str], tokenizer=None) -> dict[str, np.ndarray]:
     return out
 
 
-def encode_categories(values, top: int | None = None) -> tuple[np.ndarray, list[str]]:
+def encode_categories(values, top: int | None = None, weights=None) -> tuple[np.ndarray, list[str]]:
     """Integer codes of string values and the names they stand for, the most frequent first (ties in
     alphabetical order); with ``top``, only the ``top`` most frequent values keep their own name and
-    the rest share the name "other"."""
+    the rest share the name "other". ``weights``: how many times each value counts (default once)."""
     values = np.asarray(values, dtype=str)
     if values.ndim != 1:
         raise ValueError(f"values must be one-dimensional, got shape {values.shape}")
     if top is not None and (not isinstance(top, int) or isinstance(top, bool) or top < 1):
         raise ValueError(f"top must be a positive integer or None, got {top!r}")
-    names, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    if weights is not None and np.shape(weights) != values.shape:
+        raise ValueError(f"weights must hold one number per value, got shape {np.shape(weights)}")
+    names, inverse = np.unique(values, return_inverse=True)
+    counts = np.bincount(inverse.ravel(), weights=weights, minlength=len(names))
     order = np.argsort(-counts, kind="stable")  # np.unique sorted the names: ties stay alphabetical
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
