@@ -63,6 +63,20 @@ def test_encode_categories_keeps_the_most_frequent_names():
     assert codes.tolist() == [0] * 5 + [1] * 3 + [2] * 5
 
 
+def test_the_stop_words_are_scikit_learn_s_and_the_explorer_does_not_import_it():
+    import subprocess
+    import sys
+
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    from vae_core.stop_words import ENGLISH_STOP_WORDS as kept
+
+    assert kept == ENGLISH_STOP_WORDS
+    code = ("import sys, explorer_app.cache, explorer_app.directions, vae_core.projection; "
+            "print('sklearn' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.split()[-1] == "False"
+
+
 def test_weighted_categories_rank_as_the_values_repeated():
     values, weights = ["z", "the", "and", "b", "a", "the"], [1, 2, 5, 2, 2, 1]
     codes, names = properties.encode_categories(values, top=2, weights=weights)

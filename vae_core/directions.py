@@ -23,8 +23,6 @@ from difflib import SequenceMatcher
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits
 
 from . import properties
@@ -160,6 +158,8 @@ def _probe(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     weighted to balance."""
     x, y = torch.cat([a, b]).numpy(), np.r_[np.zeros(len(a)), np.ones(len(b))]
     with threadpool_limits(PROBE_THREADS):
+        from sklearn.linear_model import LogisticRegression  # slow to import: only when a direction is fitted
+
         model = LogisticRegression(class_weight="balanced", max_iter=1000).fit(x, y)
     return _unit(torch.as_tensor(model.coef_[0], dtype=torch.float32), "the probe found no direction")
 
@@ -416,6 +416,8 @@ def _classify(x: torch.Tensor, y: np.ndarray, fit, test) -> tuple[float, float]:
     if len(np.unique(y[fit])) < 2:  # one class only: nothing to learn beyond the majority
         return baseline, baseline
     with threadpool_limits(PROBE_THREADS):
+        from sklearn.linear_model import LogisticRegression
+
         model = LogisticRegression(max_iter=300).fit((x[fit] - mean) / std, y[fit])
     return float(model.score((x[test] - mean) / std, y[test])), baseline
 
@@ -445,6 +447,8 @@ def _r2(y: torch.Tensor, predicted: torch.Tensor) -> float:
 
 def _auc(a: torch.Tensor, b: torch.Tensor) -> float:
     """The chance that a score from ``b`` exceeds one from ``a`` (ties count half)."""
+    from sklearn.metrics import roc_auc_score
+
     return float(roc_auc_score(np.r_[np.zeros(len(a)), np.ones(len(b))], torch.cat([a, b]).numpy()))
 
 

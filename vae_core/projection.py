@@ -311,7 +311,7 @@ def quantise(codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
 
 
 def dequantise(q: torch.Tensor, offset: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    return offset + scale * q.float()
+    return q.float().mul_(scale).add_(offset)  # in place: one array of codes, however many lines
 
 
 def _sha256(path: Path) -> str:

@@ -12,8 +12,8 @@ import unicodedata
 from functools import lru_cache
 
 import numpy as np
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
+from .stop_words import ENGLISH_STOP_WORDS
 from .syllables import count as syllable_count
 from .syllables import pronunciation, words
 from .tokenizer import clean

@@ -170,8 +170,12 @@ def as_codes(name: str, value, width: int | None = None) -> torch.Tensor:
     """``value`` (a tensor, array or nested list) as float32 codes ``[N, nz]`` within ±``MAX_CODE``, at least one;
     one code ``[nz]`` becomes one row. Anything else is a ValueError that says what is wrong."""
     try:
-        with np.errstate(over="ignore"):  # a value too large for float32 becomes infinite, refused below
-            codes = torch.as_tensor(np.asarray(value, dtype=np.float32) if not torch.is_tensor(value) else value)
+        array = value if torch.is_tensor(value) else np.asarray(value)
+        if not torch.is_tensor(value) and array.dtype.kind in "cb":  # complex or bool: refused below
+            codes = torch.as_tensor(array)
+        else:
+            with np.errstate(over="ignore"):  # a value too large for float32 becomes infinite, refused below
+                codes = torch.as_tensor(array if torch.is_tensor(array) else array.astype(np.float32))
     except (TypeError, ValueError, RuntimeError) as err:
         raise ValueError(f"{name} must be real codes [N, nz], got {type(value).__name__}") from err
     if codes.is_complex() or codes.dtype == torch.bool:
@@ -184,9 +188,10 @@ def as_codes(name: str, value, width: int | None = None) -> torch.Tensor:
     if width is not None and codes.size(1) != width:
         raise ValueError(f"{name} must have shape [N, {width}]: it has codes of width {codes.size(1)}, "
                          f"expected {width}")
-    if not torch.isfinite(codes).all():
-        raise ValueError(f"{name} holds NaN or infinite values")
-    if (codes.abs() > MAX_CODE).any():
+    low, high = torch.aminmax(codes)  # one pass, no copy: NaN comes out as NaN, failing the check
+    if not (-MAX_CODE <= low and high <= MAX_CODE):
+        if not torch.isfinite(codes).all():
+            raise ValueError(f"{name} holds NaN or infinite values")
         raise ValueError(f"{name} holds values beyond ±{MAX_CODE:g}: codes lie within a few units of 0")
     return codes
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.cluster import KMeans, MiniBatchKMeans
-from sklearn.feature_extraction.text import CountVectorizer
 
 from .properties import content_words
 from .validate import Range
@@ -30,6 +28,8 @@ def cluster(points: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
     if not np.isfinite(points).all():
         raise ValueError("points hold NaN or infinite values")
     k = Range(int, 1, len(points)).check("k", k)  # at most one cluster a point
+    from sklearn.cluster import KMeans, MiniBatchKMeans  # only where a map is built (slow to import)
+
     if len(points) > MINIBATCH_ABOVE:
         kmeans = MiniBatchKMeans(n_clusters=k, n_init=N_INIT, batch_size=4096, random_state=seed)
     else:
@@ -54,6 +54,8 @@ def label(lines: list[str], labels, top: int = 3) -> list[list[tuple[str, float]
     tokens = [_label_words(line) for line in lines]
     if not any(tokens):
         return [[] for _ in range(n_classes)]
+    from sklearn.feature_extraction.text import CountVectorizer
+
     vectorizer = CountVectorizer(analyzer=lambda words: words)  # the lines come split into words already
     counts = vectorizer.fit_transform(tokens)  # [N, V], columns in alphabetical order
     members = sp.csr_matrix((np.ones(len(labels)), (labels, np.arange(len(labels)))), shape=(n_classes, len(labels)))
