@@ -292,7 +292,7 @@ def map_files(path: str) -> str:
     folder = frontend_dir()
     xy = projection.xy.numpy().astype(np.float32)
     (folder / f"{key}.xy.bin").write_bytes(xy[:, 0].tobytes() + xy[:, 1].tobytes())
-    # compressed once here: served as it is, where the server would compress the text for every browser
+    # compressed once, here: the server sends it as it is instead of compressing the text for each browser
     lines = gzip.compress("\n".join(projection.lines).encode("utf-8"), compresslevel=1, mtime=0)
     (folder / f"{key}.lines.txt.gz").write_bytes(lines)
     for name, values in projection.fields.items():
@@ -305,8 +305,8 @@ def map_files(path: str) -> str:
             shown, names, counts = _shown_categories(values, projection.names[name], top)
             field = {"kind": "categorical", "label": CATEGORICAL[name], "names": names, "counts": counts}
             shown = shown.astype(np.uint16)
-        # the values as a typed array the browser reads as it is (Float32Array, Uint16Array): a million lines
-        # take milliseconds to write and a few MB to send, where JSON took seconds and tens of MB
+        # the values as a typed array the browser reads as it is (Float32Array, Uint16Array): for a million
+        # lines, milliseconds to write and a few MB to send
         (folder / f"{key}.field.{name}.bin").write_bytes(shown.tobytes())
         (folder / f"{key}.field.{name}.json").write_text(json.dumps(field), encoding="utf-8")
     return key
