@@ -206,13 +206,13 @@ class Session:
 
 
 class Memory:
-    """Peak memory of some processes and all their children, sampled every 0.2 s from /proc: resident
-    (RSS, each process counting every page it maps, shared or not) and proportional (PSS, each page
-    shared by k processes counted 1/k in each, so the PSS of several servers adds up to what the
+    """Peak memory of some server processes, each with all its children, sampled every 0.2 s from /proc:
+    resident (RSS, each process counting every page it maps, shared or not) and proportional (PSS, each
+    page shared by k processes counted 1/k in each, so the PSS of several servers adds up to what the
     machine gives them)."""
 
     def __init__(self, pids: list[int]):
-        self.pids, self.peak, self.peak_pss, self.done = pids, 0, 0, threading.Event()
+        self.pids, self.peaks, self.peak_pss, self.done = pids, [0] * len(pids), 0, threading.Event()
         self.thread = threading.Thread(target=self.sample, daemon=True)
         self.thread.start()
 
@@ -236,15 +236,15 @@ class Memory:
 
     def sample(self) -> None:
         while not self.done.wait(0.2):
-            usage = [self.usage(p) for pid in self.pids for p in self.tree(pid)]
-            self.peak = max(self.peak, sum(rss for rss, _ in usage))
-            self.peak_pss = max(self.peak_pss, sum(pss for _, pss in usage))
+            usage = [[self.usage(p) for p in self.tree(pid)] for pid in self.pids]  # each server's processes
+            self.peaks = [max(peak, sum(rss for rss, _ in server)) for peak, server in zip(self.peaks, usage)]
+            self.peak_pss = max(self.peak_pss, sum(pss for server in usage for _, pss in server))
 
-    def stop(self) -> tuple[int, int]:
-        """The peaks of the RSS and of the PSS, each summed over the processes at one moment."""
+    def stop(self) -> tuple[list[int], int]:
+        """Each server's peak RSS, and the peak of all their PSS added up at one moment."""
         self.done.set()
         self.thread.join()
-        return self.peak, self.peak_pss
+        return self.peaks, self.peak_pss
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -255,8 +255,7 @@ async def drive(n: int, servers: int, port: int, rounds: int, timeout: float, th
                 verse: list[str]) -> None:
     ports = [port + 1 + i for i in range(servers)]
     processes = start_servers(ports, quiet=True)
-    memories = [Memory([p.pid]) for p in processes]
-    together = Memory([p.pid for p in processes])
+    memory = Memory([p.pid for p in processes])
     proxy = None
     try:
         if servers > 1:
@@ -273,8 +272,7 @@ async def drive(n: int, servers: int, port: int, rounds: int, timeout: float, th
     finally:
         if proxy is not None:
             proxy.close()
-        peaks = [memory.stop()[0] for memory in memories]
-        _, pss = together.stop()
+        peaks, pss = memory.stop()
         stop(processes)
     label = f"load, {n} session{'s' if n > 1 else ''}" + (f", {servers} servers" if servers > 1 else "")
     times: dict[str, list[float]] = {}

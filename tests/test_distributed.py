@@ -40,8 +40,8 @@ def options(data_dir, out, **settings) -> list[str]:
     return argv
 
 
-def torchrun(data_dir, out, **settings) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
+def torchrun(data_dir, out, ranks: int = 2, **settings) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(ranks), "--master-port",
                str(free_port()), "-m", "vae_core.train", *options(data_dir, out, **settings)]
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -94,6 +94,15 @@ def test_two_ranks_reach_the_validation_loss_of_one_process(two_ranks, data_dir,
     assert rows[-1]["valid_elbo"] < rows[0]["valid_elbo"] - 5  # it learned
     assert rows[-1]["valid_elbo"] == pytest.approx(alone[-1]["valid_elbo"], abs=1.5)
     assert load(two_ranks).greedy(torch.zeros(2, TINY["nz"]))  # the lead wrote a whole checkpoint
+
+
+def test_one_rank_under_torchrun_trains_as_a_plain_run(data_dir, tmp_path):
+    torchrun(data_dir, tmp_path / "one-rank", ranks=1, epochs=2)
+    plain = subprocess.run([sys.executable, "-m", "vae_core.train", *options(data_dir, tmp_path / "plain", epochs=2)],
+                           capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert plain.returncode == 0, plain.stderr[-3000:]
+    rows = without_timing(ckpt.read_metrics(tmp_path / "one-rank"))
+    assert len(rows) == 2 and rows == without_timing(ckpt.read_metrics(tmp_path / "plain"))
 
 
 def test_a_lost_rank_stops_the_run_which_then_resumes_exactly(two_ranks, data_dir, tmp_path):

@@ -80,7 +80,7 @@ def _check_lines(name: str, lines) -> list[str]:
 
 class WordIndex:
     """The corpus lines by their words: BM25 (k1 = 1.2, b = 0.75) over word unigrams (``line_words``), and
-    word-for-word matches (after ``normalise``) found among the lines holding all of a query's words."""
+    word-for-word matches (after ``normalise``) found among the lines holding a query's rarest word."""
 
     def __init__(self, lines, counts: tuple[sp.csr_matrix, list[str]] | None = None):
         """``counts``: the lines' ``word_counts``, where a large map stores them, so it opens without counting."""
@@ -107,21 +107,23 @@ class WordIndex:
     def __len__(self) -> int:
         return len(self.lengths)
 
-    def _terms(self, queries: list[str]) -> sp.csr_matrix:
-        """Which corpus words each query holds, ``[M, V]`` ones (words the corpus lacks are left out)."""
-        ids = [[self.vocabulary[w] for w in set(line_words(q)) if w in self.vocabulary] for q in queries]
-        rows = np.repeat(np.arange(len(queries)), [len(row) for row in ids])
+    def _terms(self, words_of: list[list[str]]) -> sp.csr_matrix:
+        """Which corpus words each query's words hold, ``[M, V]`` ones (words the corpus lacks are left out)."""
+        ids = [[self.vocabulary[w] for w in set(found) if w in self.vocabulary] for found in words_of]
+        rows = np.repeat(np.arange(len(words_of)), [len(row) for row in ids])
         cols = np.fromiter((i for row in ids for i in row), dtype=np.int64, count=len(rows))
-        return sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(queries), len(self.vocabulary)))
+        return sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(words_of), len(self.vocabulary)))
 
     def exact(self, queries) -> np.ndarray:
         """For each query, the first corpus line equal to it word for word (after ``normalise``), or -1.
         Only the lines as long as the query that hold its rarest word are compared with it."""
         queries = _check_lines("queries", queries)
+        return self._exact(queries, [line_words(q) for q in queries])
+
+    def _exact(self, queries: list[str], words_of: list[list[str]]) -> np.ndarray:
         out = np.full(len(queries), -1, dtype=np.int64)
         starts = self.weights.indptr
-        for m, query in enumerate(queries):
-            found = line_words(query)
+        for m, (query, found) in enumerate(zip(queries, words_of)):
             if not all(w in self.vocabulary for w in found):
                 continue
             candidates = self.wordless
@@ -142,15 +144,16 @@ class WordIndex:
         first; a line reproduced word for word always wins.
         """
         queries = _check_lines("queries", queries)
-        terms = self._terms(queries)
+        words_of = [line_words(q) for q in queries]
+        terms = self._terms(words_of)
         content = terms.multiply(~self.stop).tocsr()
         content.eliminate_zeros()
         no_content = sp.diags((content.getnnz(axis=1) == 0).astype(np.float64))
         scores = ((content + no_content @ terms) @ self.weights).tocsr()  # [M, N]
         index = self._top(scores)
-        found = self.exact(queries)
+        found = self._exact(queries, words_of)
         index = np.where(found >= 0, found, index)
-        distinct = np.array([len(set(line_words(q))) for q in queries])
+        distinct = np.array([len(set(w)) for w in words_of])
         contained = np.asarray(terms.multiply(self.present[np.maximum(index, 0)]).sum(axis=1)).ravel()
         shared = np.where(index >= 0, contained / np.maximum(distinct, 1), 0.0)
         return index, shared
@@ -170,12 +173,11 @@ def as_codes(name: str, value, width: int | None = None) -> torch.Tensor:
     """``value`` (a tensor, array or nested list) as float32 codes ``[N, nz]`` within ±``MAX_CODE``, at least one;
     one code ``[nz]`` becomes one row. Anything else is a ValueError that says what is wrong."""
     try:
-        array = value if torch.is_tensor(value) else np.asarray(value)
-        if not torch.is_tensor(value) and array.dtype.kind in "cb":  # complex or bool: refused below
-            codes = torch.as_tensor(array)
-        else:
+        codes = value
+        if not torch.is_tensor(value):
+            array = np.asarray(value)  # complex and bool arrays stay as they are, to be refused below
             with np.errstate(over="ignore"):  # a value too large for float32 becomes infinite, refused below
-                codes = torch.as_tensor(array if torch.is_tensor(array) else array.astype(np.float32))
+                codes = torch.as_tensor(array if array.dtype.kind in "cb" else array.astype(np.float32))
     except (TypeError, ValueError, RuntimeError) as err:
         raise ValueError(f"{name} must be real codes [N, nz], got {type(value).__name__}") from err
     if codes.is_complex() or codes.dtype == torch.bool:
