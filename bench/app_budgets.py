@@ -80,7 +80,7 @@ def peak_memory_mib(pid: int) -> float:
 
 
 def cold_start(port: int = 8599) -> tuple[float, float]:
-    """Seconds from launching ``streamlit run`` to the Lines table and the map on screen, and the
+    """Seconds from launching the explorer (``latent-verse explore``) to the Lines table and the map on screen, and the
     server's peak resident memory (MiB) after a visit to every tab."""
     import subprocess
 
@@ -88,7 +88,7 @@ def cold_start(port: int = 8599) -> tuple[float, float]:
     from playwright.sync_api import sync_playwright
 
     start = time.perf_counter()
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "explorer_app" / "app.py"),
+    server = subprocess.Popen([sys.executable, "-m", "explorer_app.serve",  # what `latent-verse explore` runs
                                "--server.port", str(port), "--server.headless", "true"],
                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

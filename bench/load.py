@@ -181,7 +181,7 @@ class Session:
         self.values = {i: s for i, s in states.items() if i in self.visible()}
         for component, corpus in run.map_files - self.fetched:  # what the browser's map fetches once per map
             try:
-                for suffix in ("xy.bin", "lines.txt.gz"):
+                for suffix in ("xy.bin.gz", "lines.txt.gz", "field.region.bin.gz"):
                     await self.get(f"/component/{component}/{corpus}.{suffix}")
             except OSError as err:  # on a server that never opened this map, say (a user not kept on one)
                 self.errors.append(f"session {self.number}, {name}: the map's files: {err}")

@@ -73,7 +73,7 @@ def open_in_browser(checkpoints: Path, port: int = 8596) -> float:
 
     env = {**os.environ, "LATENT_VERSE_CHECKPOINTS": str(checkpoints)}
     start = time.perf_counter()
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "explorer_app" / "app.py"),
+    server = subprocess.Popen([sys.executable, "-m", "explorer_app.serve",  # what `latent-verse explore` runs
                                "--server.port", str(port), "--server.headless", "true"], cwd=ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

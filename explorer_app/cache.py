@@ -273,52 +273,68 @@ def place_upload(path: str, lines: tuple[str, ...]) -> np.ndarray:
 @st.cache_resource(show_spinner=False)
 def frontend_dir() -> Path:
     """A folder the browser's map loads from: its page, plotly.js, and each map's corpus files
-    (written once per map, then cached by the browser, so reruns never send the corpus again)."""
+    (written once per map, then cached by the browser, so reruns never send the corpus again).
+
+    The large files are gzipped here, once, and the page decompresses them: the server would otherwise
+    compress every one of them again (at gzip's slowest level) for each browser that asks."""
     import plotly
 
     folder = Path(tempfile.mkdtemp(prefix="latent-verse-map-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     shutil.copy(Path(__file__).parent / "map_frontend" / "index.html", folder)
-    shutil.copy(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", folder)
+    plotly_js = (Path(plotly.__file__).parent / "package_data" / "plotly.min.js").read_bytes()
+    _write_gzip(folder / "plotly.min.js.gz", plotly_js, level=6)
     return folder
 
 
+def _write_gzip(path: Path, data: bytes, level: int = 1) -> None:
+    path.write_bytes(gzip.compress(data, compresslevel=level, mtime=0))
+
+
 @st.cache_resource(max_entries=OPEN_CHECKPOINTS, show_spinner="Preparing the map…")
-def map_files(path: str) -> str:
-    """Write a map's corpus files for the browser; returns their common name, unique to the map."""
+def map_files(path: str, step: int) -> str:
+    """Write a map's corpus files for the browser, with the text of every ``step``-th line (the ones drawn
+    as points); returns their common name, unique to the map and ``step``."""
     projection = load_projection(path)
-    stamp = path + str(os.path.getmtime(Path(path) / "map.safetensors"))
+    stamp = f"{path} {os.path.getmtime(Path(path) / 'map.safetensors')} {step}"
     key = "map-" + hashlib.sha1(stamp.encode()).hexdigest()[:12]
     folder = frontend_dir()
     xy = projection.xy.numpy().astype(np.float32)
-    (folder / f"{key}.xy.bin").write_bytes(xy[:, 0].tobytes() + xy[:, 1].tobytes())
-    # compressed once, here: the server sends it as it is instead of compressing the text for each browser
-    lines = gzip.compress("\n".join(projection.lines).encode("utf-8"), compresslevel=1, mtime=0)
-    (folder / f"{key}.lines.txt.gz").write_bytes(lines)
-    for name, values in projection.fields.items():
-        if name in NUMERIC:
-            field = {"kind": "numeric", "label": NUMERIC[name],
-                     "min": float(np.percentile(values, 1)), "max": float(np.percentile(values, 99))}
-            shown = values.astype(np.float32)
-        else:
-            top = len(projection.names[name]) if name == "region" else 12  # every region has a colour
-            shown, names, counts = _shown_categories(values, projection.names[name], top)
-            field = {"kind": "categorical", "label": CATEGORICAL[name], "names": names, "counts": counts}
-            shown = shown.astype(np.uint16)
-        # the values as a typed array the browser reads as it is (Float32Array, Uint16Array): for a million
-        # lines, milliseconds to write and a few MB to send
-        (folder / f"{key}.field.{name}.bin").write_bytes(shown.tobytes())
-        (folder / f"{key}.field.{name}.json").write_text(json.dumps(field), encoding="utf-8")
+    _write_gzip(folder / f"{key}.xy.bin.gz", xy[:, 0].tobytes() + xy[:, 1].tobytes())
+    _write_gzip(folder / f"{key}.lines.txt.gz", "\n".join(projection.lines[::step]).encode("utf-8"))
     return key
+
+
+@st.cache_resource(max_entries=OPEN_CHECKPOINTS * 16, show_spinner=False)
+def field_files(path: str, step: int, name: str) -> None:
+    """Write the colour field ``name`` of a map for the browser, beside its ``map_files``, when a user
+    first colours by it."""
+    projection, key = load_projection(path), map_files(path, step)
+    values = projection.fields[name]
+    if name in NUMERIC:
+        field = {"kind": "numeric", "label": NUMERIC[name],
+                 "min": float(np.percentile(values, 1)), "max": float(np.percentile(values, 99))}
+        shown = values.astype(np.float32)
+    else:
+        top = len(projection.names[name]) if name == "region" else 12  # every region has a colour
+        shown, names, counts = _shown_categories(values, projection.names[name], top)
+        field = {"kind": "categorical", "label": CATEGORICAL[name], "names": names, "counts": counts}
+        shown = shown.astype(np.uint16)
+    # the values as a typed array the browser reads as it is (Float32Array, Uint16Array): for a million
+    # lines, a few MB to send
+    _write_gzip(frontend_dir() / f"{key}.field.{name}.bin.gz", shown.tobytes())
+    (frontend_dir() / f"{key}.field.{name}.json").write_text(json.dumps(field), encoding="utf-8")
 
 
 def _shown_categories(codes: np.ndarray, names: list[str], top: int) -> tuple[np.ndarray, list[str], list[int]]:
     """A categorical field as the browser colours it: each line's category among the ``top`` most frequent
     by name (most frequent first) and "other" for the rest, their names, and each one's number of lines.
     The categories are ranked by their counts, so a million lines are never compared as strings."""
-    present, inverse = np.unique(codes, return_inverse=True)
+    counts = np.bincount(codes)  # categories are small codes: counted, never sorted
+    present = np.flatnonzero(counts)
+    inverse = np.cumsum(counts > 0)[codes] - 1  # each line's place among the present categories
     labels = [names[i] or "(unknown)" for i in present]
-    ranked, shown_names = encode_categories(labels, top=top, weights=np.bincount(inverse))
+    ranked, shown_names = encode_categories(labels, top=top, weights=counts[present])
     shown = ranked[inverse]
     return shown, shown_names, np.bincount(shown, minlength=len(shown_names)).tolist()
 

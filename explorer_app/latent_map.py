@@ -69,15 +69,18 @@ def render(ctx: Context, layers: list[dict]) -> None:
     if upload:
         layers = [*layers, {"name": "your file", "kind": "upload", "lines": upload,
                             "xy": cache.place_upload(ctx.path, tuple(upload))}]
+    step = drawn_step(len(projection))
+    if s["map.colour"]:
+        cache.field_files(ctx.path, step, s["map.colour"])
     event = _map(key="map.chart", default=None, **{
-        "corpus": cache.map_files(ctx.path),
+        "corpus": cache.map_files(ctx.path, step),
         "colour": s["map.colour"] or None,
         "highlight": cache.mask(highlight, len(projection)) if highlight is not None and len(highlight) else None,
         "highlight_name": name,
         "regions": [{"label": r["name"], "x": r["x"], "y": r["y"]} for r in regions] if s["map.labels"] else [],
         "layers": [_plain(layer) for layer in layers],
         "height": HEIGHT,
-        "max_points": MAX_POINTS,
+        "step": step,
         "status": status(projection),
     })
     picked = event_lines(event, projection)
@@ -99,12 +102,16 @@ def status(projection) -> str:
     if splits is not None and len(projection.names.get("split", [])) > 1:
         counts = np.bincount(splits, minlength=len(projection.names["split"]))
         parts = " (" + " · ".join(f"{n} {c:,}" for n, c in zip(projection.names["split"], counts)) + ")"
-    n = len(projection)
-    if n <= MAX_POINTS:
+    n, step = len(projection), drawn_step(len(projection))
+    if step == 1:
         return f"All {n:,} corpus lines drawn{parts}."
-    step = -(-n // MAX_POINTS)
     return (f"{-(-n // step):,} of {n:,} corpus lines drawn as points (every {step}th){parts}; the shading "
             "beneath is the density of all of them.")
+
+
+def drawn_step(n: int) -> int:
+    """Every how many corpus lines one is drawn as a point: 1 up to ``MAX_POINTS`` lines."""
+    return -(-n // MAX_POINTS)
 
 
 def _plain(layer: dict) -> dict:

@@ -1,5 +1,6 @@
 """The Streamlit explorer, driven headlessly with AppTest on the shipped checkpoint."""
 
+import gzip
 import io
 import json
 import shutil
@@ -59,6 +60,11 @@ def map_args(at) -> dict:
 def map_traces(at):
     """Names of the map's layers, the corpus first."""
     return ["corpus"] + [layer["name"] for layer in map_args(at)["layers"]]
+
+
+def gunzip(path) -> bytes:
+    """A map file as the browser reads it (the server keeps them gzipped)."""
+    return gzip.decompress(path.read_bytes())
 
 
 def no_exceptions(at):
@@ -528,16 +534,33 @@ def test_colour_by_sends_a_field_the_browser_reads(app):
     assert sent["colour"] == "syllables"
     folder, projection = cache.frontend_dir(), cache.load_projection(cache.checkpoint_path("poetry"))
     field = json.loads((folder / f"{sent['corpus']}.field.syllables.json").read_text())
-    values = np.fromfile(folder / f"{sent['corpus']}.field.syllables.bin", dtype=np.float32)
+    values = np.frombuffer(gunzip(folder / f"{sent['corpus']}.field.syllables.bin.gz"), dtype=np.float32)
     assert field["kind"] == "numeric" and values.tolist() == projection.fields["syllables"].tolist()
+    at.selectbox(key="map.colour").set_value("rhyme").run()
     rhyme = json.loads((folder / f"{sent['corpus']}.field.rhyme.json").read_text())
     assert rhyme["kind"] == "categorical" and rhyme["names"][-1] == "other" and len(rhyme["names"]) == 13
-    codes = np.fromfile(folder / f"{sent['corpus']}.field.rhyme.bin", dtype=np.uint16)
+    codes = np.frombuffer(gunzip(folder / f"{sent['corpus']}.field.rhyme.bin.gz"), dtype=np.uint16)
     assert len(codes) == 95_000 and codes.max() == 12 and np.bincount(codes).tolist() == rhyme["counts"]
     named = [rhyme["names"][c] for c in codes[:2000]]
     truth = [projection.names["rhyme"][r] or "(unknown)" for r in projection.fields["rhyme"][:2000]]
     assert all(shown == (true if true in rhyme["names"] else "other") for shown, true in zip(named, truth))
-    assert at.query_params["map.colour"] == "syllables"  # a shared link keeps the colouring
+    assert at.query_params["map.colour"] == "rhyme"  # a shared link keeps the colouring
+
+
+def test_a_map_beyond_the_drawn_points_sends_only_their_lines(app, monkeypatch):
+    from explorer_app import cache, latent_map
+
+    monkeypatch.setattr(latent_map, "MAX_POINTS", 10_000)
+    at = app.run()
+    no_exceptions(at)
+    sent = map_args(at)
+    assert sent["step"] == 10
+    assert sent["status"].startswith("9,500 of 95,000 corpus lines drawn as points (every 10th)")
+    lines = gunzip(cache.frontend_dir() / f"{sent['corpus']}.lines.txt.gz")
+    corpus = cache.load_projection(cache.checkpoint_path("poetry")).lines
+    assert lines.decode("utf-8").split("\n") == corpus[::10]  # the drawn points' lines, in order
+    xy = np.frombuffer(gunzip(cache.frontend_dir() / f"{sent['corpus']}.xy.bin.gz"), dtype=np.float32)
+    assert len(xy) == 2 * 95_000  # every line's place still goes, for the density beneath
 
 
 def test_search_highlights_counts_and_offers_its_matches(app):

@@ -105,6 +105,18 @@ def test_a_changed_or_missing_source_is_refused(vae, tmp_path):
         Projection.load(tmp_path / "nowhere")
 
 
+def test_a_field_naming_a_category_the_map_lacks_is_refused(projection, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    projection.save(tmp_path / "map")
+    tensors = load_file(tmp_path / "map" / TENSORS)
+    for value in (len(projection.names["rhyme"]), -1):  # hand-edited past the names, or below them
+        tensors["field.rhyme"][0] = value
+        save_file(tensors, tmp_path / "map" / TENSORS)
+        with pytest.raises(ckpt.CheckpointError, match="the field 'rhyme' names categories the map does not hold"):
+            Projection.load(tmp_path / "map")
+
+
 def test_corpus_codes_land_on_their_own_points_and_placing_moves_nothing(projection, vae):
     assert torch.allclose(projection.place(projection.codes[:10]), projection.xy[:10], atol=1e-3)
     before = projection.xy.clone()
@@ -223,6 +235,10 @@ def test_a_large_map_stores_its_approximate_index_and_word_counts(vae, tmp_path,
     assert [a.tolist() for a in stored.best(queries)] == [b.tolist() for b in fresh.best(queries)]
     tensors = load_file(tmp_path / "map" / TENSORS)
     tensors["words.words"][0] = 10**6  # a hand-edited map
+    save_file(tensors, tmp_path / "map" / TENSORS)
+    with pytest.raises(ckpt.CheckpointError, match="word counts are inconsistent"):
+        Projection.load(tmp_path / "map")
+    tensors["words.words"][0], tensors["words.counts"][0] = 0, 0  # a word that a line holds no times
     save_file(tensors, tmp_path / "map" / TENSORS)
     with pytest.raises(ckpt.CheckpointError, match="word counts are inconsistent"):
         Projection.load(tmp_path / "map")

@@ -59,6 +59,22 @@ def test_other_families_train_in_one_stage():
                                                                       "0.8:2"]), 85_000)][1:] == [(0.8, 2)]
 
 
+def test_the_help_spells_out_the_default_stages():
+    import dataclasses
+
+    from vae_core.train_config import TrainConfig
+
+    help_text = next(f for f in dataclasses.fields(TrainConfig) if f.name == "refine").metadata["help"]
+    spelled = re.search(r"auto: ([\d.:,]+)", help_text).group(1)
+    assert recipe.refine_stages(spelled, "vae") == recipe.refine_stages("auto", "vae")
+
+
+def test_a_stage_may_name_its_dropout():
+    cfg = parse_args(["--refine", "0.8:1:0.2,0.9:2", "--refine-dropout", "0.4", "--dropout", "0.1"])
+    assert [(s.bn_gamma, s.epochs, s.dropout) for s in recipe.stages(cfg, 85_000)] == [
+        (1.0, 22, 0.1), (0.8, 1, 0.2), (0.9, 2, 0.4)]
+
+
 def test_epochs_scale_with_the_corpus():
     assert recipe.auto_epochs(85_000) == 22
     sizes = [2_000, 5_000, 10_000, 40_000, 85_000, 300_000, 1_000_000, 10_000_000]
@@ -118,7 +134,9 @@ def test_a_stopped_recipe_resumes_at_its_stage(tmp_path, monkeypatch):
 
 
 def test_stage_options_are_checked(capsys):
-    for argv, message in [(["--refine", "0.9"], "argument --refine: must be auto, none, or gamma:epochs pairs"),
+    for argv, message in [(["--refine", "0.9"], "argument --refine: must be auto, none, or gamma:epochs stages"),
+                          (["--refine", "0.9:1:1"], "argument --refine: must be"),
+                          (["--refine", "0.9:1:0.2:3"], "argument --refine: must be"),
                           (["--refine", "0.9:1", "--model", "lm"], "--refine must be auto or none except"),
                           (["--refine-dropout", "1"], r"argument --refine-dropout: must be a number in \[0, 1\)")]:
         with pytest.raises(SystemExit):

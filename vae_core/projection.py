@@ -182,10 +182,15 @@ class Projection:
             raise ckpt.CheckpointError(f"{directory}: the stored map is incomplete ({err})") from err
         if not all(len(v) == len(corpus.lines) for v in [codes, xy, *fields.values()]):
             raise ckpt.CheckpointError(f"{directory / TENSORS}: the stored map is inconsistent with its sources")
+        names = meta.get("names", {})
+        for name, values in fields.items():
+            if name in CATEGORICAL and len(values) and not 0 <= values.min() <= values.max() < len(names.get(name, ())):
+                raise ckpt.CheckpointError(f"{directory / TENSORS}: the field {name!r} names categories the map "
+                                           "does not hold")
         hubness = tensors["hubness"].float().numpy() if "hubness" in tensors else None
         lists = (recall.InvertedLists(tensors["lists.centroids"], tensors["lists.assignment"])
                  if "lists.centroids" in tensors else None)
-        projection = cls(corpus.lines, codes, xy, fields, meta.get("names", {}), meta.get("regions", []), sources,
+        projection = cls(corpus.lines, codes, xy, fields, names, meta.get("regions", []), sources,
                          meta.get("settings", {}), hubness, lists)
         projection._corpus = corpus
         return projection
@@ -198,7 +203,7 @@ def _stored_counts(tensors: dict, meta: dict, lines: int) -> tuple | None:
     vocabulary = meta["vocabulary"]
     counts, words, starts = (tensors[f"words.{name}"].numpy() for name in ("counts", "words", "starts"))
     if (not isinstance(vocabulary, list) or len(starts) != lines + 1 or starts[0] != 0 or starts[-1] != len(words)
-            or len(words) != len(counts) or (np.diff(starts) < 0).any()
+            or len(words) != len(counts) or (np.diff(starts) < 0).any() or (len(counts) and counts.min() < 1)
             or (len(words) and not 0 <= words.min() <= words.max() < len(vocabulary))):
         raise ckpt.CheckpointError("the stored map's word counts are inconsistent with its lines")
     return sp.csr_matrix((counts.astype(np.float64), words, starts), shape=(lines, len(vocabulary))), vocabulary

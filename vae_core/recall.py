@@ -73,7 +73,7 @@ def _check_lines(name: str, lines) -> list[str]:
     if isinstance(lines, str):
         raise ValueError(f"{name} must be a list of strings, not one string")
     lines = list(lines)
-    if not all(isinstance(line, str) for line in lines):
+    if not set(map(type, lines)) <= {str} and not all(isinstance(line, str) for line in lines):
         raise ValueError(f"{name} must be a list of strings")
     return lines
 
@@ -92,15 +92,16 @@ class WordIndex:
         if tf.nnz == 0:
             raise ValueError("WordIndex needs at least one corpus line with a word")
         self.vocabulary = {word: i for i, word in enumerate(vocabulary)}
-        self.lengths = np.asarray(tf.sum(axis=1)).ravel()  # words per line
+        rows = np.repeat(np.arange(len(self.lines)), np.diff(tf.indptr))
+        self.lengths = np.bincount(rows, weights=tf.data, minlength=len(self.lines))  # words per line
         df = np.bincount(tf.indices, minlength=tf.shape[1])
         idf = np.log1p((len(self.lines) - df + 0.5) / (df + 0.5))  # Lucene's form: never negative
         saturation = K1 * (1 - B + B * self.lengths / self.lengths.mean())
-        rows = np.repeat(np.arange(len(self.lines)), np.diff(tf.indptr))
-        weights = tf.copy()
-        weights.data = tf.data * (K1 + 1) / (tf.data + saturation[rows]) * idf[tf.indices]
-        self.weights = weights.T.tocsr()  # [V, N]: one row of corpus weights per word, its lines in order
-        self.present = (tf > 0).astype(np.float64)  # [N, V] which words each line has
+        weights = tf.data * (K1 + 1) / (tf.data + saturation[rows]) * idf[tf.indices]
+        # [V, N]: one row of corpus weights per word, its lines in order
+        self.weights = sp.csr_matrix((weights, tf.indices, tf.indptr), shape=tf.shape).T.tocsr()
+        # [N, V] which words each line has (every stored count is at least one)
+        self.present = sp.csr_matrix((np.ones(tf.nnz), tf.indices, tf.indptr), shape=tf.shape)
         self.stop = np.array([w in STOP_WORDS for w in vocabulary], dtype=bool)
         self.wordless = np.flatnonzero(self.lengths == 0)  # lines without a word, in order
 

@@ -16,9 +16,10 @@ import sys
 from pathlib import Path
 
 from . import checkpoint as ckpt
-from .train_config import TrainConfig
+from .train_config import TrainConfig, parse_stage
 
-SHIPPED_REFINE = ((0.82, 2), (0.83, 3), (0.89, 2), (0.92, 2))  # (BN scale, epochs) after the first stage
+# (BN scale, epochs, dropout; None: --refine-dropout) of each stage after the first
+SHIPPED_REFINE = ((0.82, 2, 0.3), (0.83, 3, None), (0.89, 2, None), (0.92, 2, None))
 REFINED_MODELS = ("vae",)  # the models the default --refine applies to
 REFERENCE_LINES = 85_000  # the shipped corpus's training lines, for which the default epochs are measured
 REFERENCE_EPOCHS = 22  # the first stage's epochs at that size
@@ -26,14 +27,14 @@ MIN_EPOCHS, MAX_EPOCHS = 3, 150
 FEW_LINES = 2_000  # below this, a VAE learns little of a code: the trainer warns
 
 
-def refine_stages(refine: str, model: str) -> list[tuple[float, int]]:
-    """The (BN scale, epochs) of each fine-tuning stage that ``--refine`` asks of ``--model``, at the
+def refine_stages(refine: str, model: str) -> list[tuple[float, int, float | None]]:
+    """The (BN scale, epochs, dropout or None) of each fine-tuning stage that ``--refine`` asks of ``--model``, at the
     shipped corpus's size."""
     if refine == "none" or (refine == "auto" and model not in REFINED_MODELS):
         return []
     if refine == "auto":
         return list(SHIPPED_REFINE)
-    return [(float(g), int(e)) for g, e in (part.split(":") for part in refine.split(","))]
+    return [parse_stage(part) for part in refine.split(",")]
 
 
 def scale(n_lines: int) -> float:
@@ -60,11 +61,12 @@ def stages(cfg: TrainConfig, n_lines: int) -> list[TrainConfig]:
     if first.pretrain_epochs >= first.epochs:
         raise ValueError(f"--pretrain-epochs must be below the {first.epochs} epochs of the first stage")
     runs = [first]
-    for number, (gamma, epochs) in enumerate(refine, start=2):
+    for number, (gamma, epochs, dropout) in enumerate(refine, start=2):
         runs.append(dataclasses.replace(
             cfg, out=str(out / "stages" / str(number)) if number <= len(refine) else cfg.out, init=runs[-1].out,
             resume=False, epochs=epochs if cfg.epochs else auto_epochs(n_lines, epochs, least=1), bn_gamma=gamma,
-            match_prior=True, bow_weight=cfg.refine_bow_weight, dropout=cfg.refine_dropout, lr=cfg.refine_lr,
+            match_prior=True, bow_weight=cfg.refine_bow_weight, lr=cfg.refine_lr,
+            dropout=cfg.refine_dropout if dropout is None else dropout,
             kl_warmup=0.0, keep="last", pretrain_epochs=0, aggressive=False, time_budget=0.0))
     return runs
 

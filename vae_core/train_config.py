@@ -43,17 +43,26 @@ def cutoffs(text: str) -> tuple[int, ...]:
 
 
 def refine_spec(text: str) -> str:
-    """The argparse ``type`` of ``--refine``: auto, none, or ``gamma:epochs`` pairs, "0.85:2,0.9:2"."""
+    """The argparse ``type`` of ``--refine``: auto, none, or ``gamma:epochs[:dropout]`` stages, "0.85:2:0.3,0.9:2"."""
     if text in ("auto", "none"):
         return text
     try:
-        pairs = [(float(g), int(e)) for g, e in (part.split(":") for part in text.split(","))]
+        parsed = [parse_stage(part) for part in text.split(",")]
     except ValueError:
-        pairs = []
-    if not pairs or not all(0 < g < 1 and e > 0 for g, e in pairs):
-        raise argparse.ArgumentTypeError(f"must be auto, none, or gamma:epochs pairs separated by commas (each "
-                                         f"gamma between 0 and 1, epochs above 0), e.g. 0.85:2,0.9:2; got {text!r}")
+        parsed = []
+    if not parsed or not all(0 < g < 1 and e > 0 and (d is None or 0 <= d < 1) for g, e, d in parsed):
+        raise argparse.ArgumentTypeError(f"must be auto, none, or gamma:epochs stages separated by commas, each with "
+                                         f"an optional :dropout (gamma between 0 and 1, epochs above 0, dropout in "
+                                         f"[0, 1)), e.g. 0.85:2:0.3,0.9:2; got {text!r}")
     return text
+
+
+def parse_stage(text: str) -> tuple[float, int, float | None]:
+    """One ``--refine`` stage, "gamma:epochs" or "gamma:epochs:dropout", as (gamma, epochs, dropout or None)."""
+    gamma, epochs, *rest = text.split(":")
+    if len(rest) > 1:
+        raise ValueError(text)
+    return float(gamma), int(epochs), float(rest[0]) if rest else None
 
 
 # the model options a TrainConfig sets directly (the others follow from --model and the data)
@@ -146,12 +155,13 @@ class TrainConfig(DictConfig):
     # the fine-tuning stages after the first (see vae_core.recipe)
     refine: str = opt(
         "auto", "fine-tuning stages after the first, each from the one before with the matched prior at a BN "
-        "scale: gamma:epochs pairs (with --epochs 0, epochs scaled to the corpus too); "
-        "auto: 0.82:2,0.83:3,0.89:2,0.92:2 (the shipped recipe) for --model vae, none for the others; none: one stage",
+        "scale: gamma:epochs stages, each with an optional :dropout (else --refine-dropout; "
+        "with --epochs 0, epochs scaled to the corpus too); auto: 0.82:2:0.3,0.83:3,0.89:2,0.92:2 (the shipped "
+        "recipe) for --model vae, none for the others; none: one stage",
         type=refine_spec,
     )
     refine_lr: float = opt(2.5e-4, "Adam learning rate of the fine-tuning stages", type=positive_float)
-    refine_dropout: float = opt(0.5, "dropout of the fine-tuning stages", type=rate)
+    refine_dropout: float = opt(0.5, "dropout of the fine-tuning stages that do not name their own", type=rate)
     refine_bow_weight: float = opt(0.2, "bag-of-words weight of the fine-tuning stages", type=non_negative_float)
     # data and run
     valid_fraction: float = opt(0.05, "share of lines held out for validation when there is no valid.txt",
