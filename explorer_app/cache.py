@@ -275,20 +275,18 @@ def frontend_dir() -> Path:
     """A folder the browser's map loads from: its page, plotly.js, and each map's corpus files
     (written once per map, then cached by the browser, so reruns never send the corpus again).
 
-    The large files are gzipped here, once, and the page decompresses them: the server would otherwise
-    compress every one of them again (at gzip's slowest level) for each browser that asks."""
-    import plotly
-
+    The large files are gzipped (plotly.js ships so, see map_frontend/plotly/package.json; the corpus
+    files are gzipped when written) and the page decompresses them: the server would otherwise compress
+    every one of them again (at gzip's slowest level) for each browser that asks."""
     folder = Path(tempfile.mkdtemp(prefix="latent-verse-map-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    shutil.copy(Path(__file__).parent / "map_frontend" / "index.html", folder)
-    plotly_js = (Path(plotly.__file__).parent / "package_data" / "plotly.min.js").read_bytes()
-    _write_gzip(folder / "plotly.min.js.gz", plotly_js, level=6)
+    for name in ("index.html", "plotly-map.min.js.gz"):
+        shutil.copy(Path(__file__).parent / "map_frontend" / name, folder)
     return folder
 
 
-def _write_gzip(path: Path, data: bytes, level: int = 1) -> None:
-    path.write_bytes(gzip.compress(data, compresslevel=level, mtime=0))
+def _write_gzip(path: Path, data: bytes) -> None:
+    path.write_bytes(gzip.compress(data, compresslevel=1, mtime=0))
 
 
 @st.cache_resource(max_entries=OPEN_CHECKPOINTS, show_spinner="Preparing the map…")

@@ -82,9 +82,9 @@ def test_epochs_scale_with_the_corpus():
     assert epochs == sorted(epochs, reverse=True) and len(set(epochs)) > 5  # fewer lines, more epochs
     assert epochs[0] == 143 and epochs[-1] == recipe.MIN_EPOCHS and recipe.auto_epochs(100) == recipe.MAX_EPOCHS
     # the fine-tuning stages scale too, and keep at least one epoch; --epochs N fixes them all
-    assert [s.epochs for s in recipe.stages(parse_args([]), 10_000)] == [64, 6, 9, 6, 6]
+    assert [s.epochs for s in recipe.stages(parse_args([]), 10_000)] == [64, 6, 9, 6, 12]
     assert [s.epochs for s in recipe.stages(parse_args([]), 10_000_000)] == [3, 1, 1, 1, 1]
-    assert [s.epochs for s in recipe.stages(parse_args(["--epochs", "5"]), 10_000)] == [5, 2, 3, 2, 2]
+    assert [s.epochs for s in recipe.stages(parse_args(["--epochs", "5"]), 10_000)] == [5, 2, 3, 2, 4]
 
 
 def test_one_command_trains_every_stage(tmp_path, capsys):
@@ -132,6 +132,26 @@ def test_a_stopped_recipe_resumes_at_its_stage(tmp_path, monkeypatch):
     assert [(r["stage"], r["epoch"]) for r in rows] == [(1, 1), (1, 2), (2, 1), (3, 1)]
     assert main(argv + ["--resume"]) == 0 and len(ckpt.read_metrics(out)) == 4  # nothing is left to train
 
+
+
+def test_a_finished_recipe_whose_last_stage_grew_resumes_that_stage(tmp_path, monkeypatch):
+    data = tiny_data(tmp_path / "data", n_train=200)
+    out = tmp_path / "grown"
+    argv = ["--data", str(data), "--out", str(out), "--epochs", "1", *TINY_ARGS]
+    assert main(argv + ["--refine", "0.8:1,0.9:1"]) == 0 and not (out / "stages").exists()
+    train_on, calls = trainer.train_on, []
+    monkeypatch.setattr(trainer, "train_on", lambda cfg, *a, **k: calls.append(cfg.out) or train_on(cfg, *a, **k))
+    assert main(argv + ["--refine", "0.8:1,0.9:2", "--resume"]) == 0
+    assert calls == [str(out)]  # the earlier stages are gone, and done
+    rows = ckpt.read_metrics(out)
+    assert [(r["stage"], r["epoch"]) for r in rows] == [(1, 1), (2, 1), (3, 1), (3, 2)]
+    # and it trained as the longer recipe would have from the start
+    monkeypatch.setattr(trainer, "train_on", train_on)
+    straight = tmp_path / "straight"
+    assert main(argv[:3] + [str(straight)] + argv[4:] + ["--refine", "0.8:1,0.9:2"]) == 0
+    timing = {"seconds", "lines_per_s"}
+    assert [{k: v for k, v in r.items() if k not in timing} for r in ckpt.read_metrics(straight)] == \
+        [{k: v for k, v in r.items() if k not in timing} for r in rows]
 
 def test_stage_options_are_checked(capsys):
     for argv, message in [(["--refine", "0.9"], "argument --refine: must be auto, none, or gamma:epochs stages"),

@@ -19,7 +19,7 @@ from . import checkpoint as ckpt
 from .train_config import TrainConfig, parse_stage
 
 # (BN scale, epochs, dropout; None: --refine-dropout) of each stage after the first
-SHIPPED_REFINE = ((0.82, 2, 0.3), (0.83, 3, None), (0.89, 2, None), (0.92, 2, None))
+SHIPPED_REFINE = ((0.82, 2, 0.3), (0.83, 3, None), (0.89, 2, None), (0.92, 4, None))
 REFINED_MODELS = ("vae",)  # the models the default --refine applies to
 REFERENCE_LINES = 85_000  # the shipped corpus's training lines, for which the default epochs are measured
 REFERENCE_EPOCHS = 22  # the first stage's epochs at that size
@@ -73,10 +73,9 @@ def stages(cfg: TrainConfig, n_lines: int) -> list[TrainConfig]:
 
 def finished(stage: TrainConfig) -> bool:
     """Whether ``stage`` has trained all its epochs (or its time budget) in its output folder."""
-    state = Path(stage.out) / "resume" / "state.json"
-    if not state.is_file():
+    if not _begun(stage):
         return False
-    counters = ckpt.read_json(state)["counters"]
+    counters = ckpt.read_json(Path(stage.out) / "resume" / "state.json")["counters"]
     return counters["epoch"] >= stage.epochs or bool(stage.time_budget and
                                                      counters["seconds"] >= stage.time_budget * 60)
 
@@ -91,12 +90,18 @@ def plan(cfg: TrainConfig, runs: list[TrainConfig]) -> list[TrainConfig]:
             raise ValueError(f"{cfg.out} holds an unfinished run (stages/): pass --resume to go on, or choose "
                              f"another --out")
         return runs
-    # once the last stage has finished, the earlier ones are gone (and done)
-    todo = runs[-1:] if finished(runs[-1]) else [stage for stage in runs if not finished(stage)]
-    started = (Path(todo[0].out) / "resume" / "state.json").is_file()
-    if not started and todo[0] is runs[0]:
+    # a stage begins only once the one before has finished (whose folder goes when the last stage ends)
+    begun = [number for number, stage in enumerate(runs) if _begun(stage)]
+    if not begun:
         raise ValueError(f"--resume: no resumable run in {cfg.out} (missing resume/state.json)")
-    return [dataclasses.replace(todo[0], resume=started)] + todo[1:]
+    latest = begun[-1]
+    if finished(runs[latest]) and latest + 1 < len(runs):
+        latest += 1
+    return [dataclasses.replace(runs[latest], resume=_begun(runs[latest]))] + runs[latest + 1:]
+
+
+def _begun(stage: TrainConfig) -> bool:
+    return (Path(stage.out) / "resume" / "state.json").is_file()
 
 
 def warn_if_small(n_lines: int) -> None:

@@ -156,7 +156,7 @@ class TrainConfig(DictConfig):
     refine: str = opt(
         "auto", "fine-tuning stages after the first, each from the one before with the matched prior at a BN "
         "scale: gamma:epochs stages, each with an optional :dropout (else --refine-dropout; "
-        "with --epochs 0, epochs scaled to the corpus too); auto: 0.82:2:0.3,0.83:3,0.89:2,0.92:2 (the shipped "
+        "with --epochs 0, epochs scaled to the corpus too); auto: 0.82:2:0.3,0.83:3,0.89:2,0.92:4 (the shipped "
         "recipe) for --model vae, none for the others; none: one stage",
         type=refine_spec,
     )
