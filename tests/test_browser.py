@@ -111,6 +111,17 @@ CORPUS_POINT = """(i) => {
   return [xa._offset + xa.l2p(corpus.x[i]), ya._offset + ya.l2p(corpus.y[i])];
 }"""
 
+ALONE = """(i) => {
+  const gd = document.getElementById("map");
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+  const corpus = gd._fullData.find(t => t.name === "corpus");
+  const px = xa.l2p(corpus.x[i]), py = ya.l2p(corpus.y[i]);
+  for (let j = 0; j < corpus.x.length; j++) {
+    if (j !== i && Math.hypot(xa.l2p(corpus.x[j]) - px, ya.l2p(corpus.y[j]) - py) < 4) return false;
+  }
+  return true;
+}"""
+
 
 def point_on_page(page, frame, i: int) -> tuple[float, float]:
     """Page coordinates of corpus point ``i`` (the frame's offset plus the point's place in it)."""
@@ -142,8 +153,11 @@ def test_clicking_a_corpus_point_makes_it_an_input(page):
     before = page.get_by_label("Line", exact=True).input_value()
     idle(page)
     frame = map_frame(page)
-    x, y = point_on_page(page, frame, 17)
-    page.mouse.move(x, y, steps=5)
+    for i in range(17, 95_000, 1_000):  # a corpus point alone under the pointer: no other point within 4 px
+        x, y = point_on_page(page, frame, i)
+        page.mouse.move(x, y, steps=5)
+        if frame.evaluate("nearLayer === null") and frame.evaluate(ALONE, i):
+            break
     hovered = frame.locator(".hoverlayer .hovertext text.nums").first.text_content(timeout=10_000).rstrip("…")
     page.mouse.down()
     page.mouse.up()
