@@ -14,7 +14,9 @@ the word measure's line shares a content word in at least 90% of cases.
 The test lines are themselves on the map, so a neighbour set's nearest line is mostly its own source,
 and sixteen neighbours at noise 0.5 often decode to a few distinct lines. So the neighbour sets are
 also scored against the corpus without the test split ("unseen": the source is not there to win),
-and counting each distinct decoded line of a set once ("distinct").
+and counting each distinct decoded line of a set once ("distinct"). Where one line wins such a set, it
+is worth knowing whether it is a hub or the source's own nearest line there ("near source": how often
+the line that wins an unseen set is what the source itself finds by the same measure).
 
 Prints one JSON object per figure, then the table.
 """
@@ -84,6 +86,7 @@ def main() -> None:
 
     # as the explorer does, a generated line's code is its own posterior mean
     (prior_mu, neighbour_mu), seconds = timed(lambda: (vae.mu(prior_lines), vae.mu(neighbour_lines)))
+    test_mu = vae.mu(test)
     report(f"encode the {PRIOR + SETS * PER_SET} generated lines", seconds, "s")
 
     def searches(words: WordIndex, latent: CodeIndex) -> dict:
@@ -102,11 +105,14 @@ def main() -> None:
         decoded = np.array(neighbour_lines, dtype=object).reshape(SETS, PER_SET)
         # a decoded line always has the same nearest line, so each distinct line counts once
         distinct = [most_wins(np.array(list(dict(zip(lines, s)).values()))) for s, lines in zip(unseen_sets, decoded)]
+        winners = [lines[counts.argmax()] for lines, counts in (np.unique(s, return_counts=True) for s in unseen_sets)]
+        near_source = np.mean(np.array(winners) == unseen(test_mu, test))
         row = {"measure": name, "prior_top": most_wins(prior_index), "prior_distinct": len(np.unique(prior_index)),
                "prior_sharing": sharing(prior_lines, corpus, prior_index), "set_top_max": max(set_wins),
                "set_top_mean": float(np.mean(set_wins)),
                "set_sharing": sharing(neighbour_lines, corpus, sets.ravel()), "set_source": float(own),
                "unseen_top_max": max(most_wins(s) for s in unseen_sets), "distinct_top_max": max(distinct),
+               "near_source": float(near_source),
                "query_16_ms": 1000 * query_16, "query_1000_s": query_1000}
         rows.append(row)
         report(f"recall by {name}: most wins in a neighbour set", row["set_top_max"], f"of {PER_SET}",
@@ -114,6 +120,8 @@ def main() -> None:
         report(f"recall by {name}: most wins in a neighbour set, unseen source", row["unseen_top_max"], f"of {PER_SET}")
         report(f"recall by {name}: most wins in a neighbour set, unseen source, distinct lines",
                row["distinct_top_max"], "distinct lines")
+        report(f"recall by {name}: the line winning an unseen set is the source's own nearest line",
+               row["near_source"], "fraction of sets")
         report(f"recall by {name}: nearest line shares a content word (prior)", row["prior_sharing"], "fraction",
                goal=SHARING, met=row["prior_sharing"] >= SHARING)
         report(f"recall by {name}: 1,000 queries", query_1000, "s")
@@ -122,12 +130,12 @@ def main() -> None:
            min=min(distinct_lines))
 
     print(f"\n{'measure':<14}{'prior: top/1000':>16}{'distinct':>10}{'shares':>8}"
-          f"{'sets: top max':>15}{'mean':>6}{'source':>8}{'shares':>8}{'unseen':>8}{'distinct':>9}"
+          f"{'sets: top max':>15}{'mean':>6}{'source':>8}{'shares':>8}{'unseen':>8}{'distinct':>9}{'near src':>9}"
           f"{'16 q ms':>9}{'1000 q s':>10}")
     for r in rows:
         print(f"{r['measure']:<14}{r['prior_top']:>16}{r['prior_distinct']:>10}{r['prior_sharing']:>8.3f}"
               f"{r['set_top_max']:>15}{r['set_top_mean']:>6.2f}{r['set_source']:>8.3f}{r['set_sharing']:>8.3f}"
-              f"{r['unseen_top_max']:>8}{r['distinct_top_max']:>9}"
+              f"{r['unseen_top_max']:>8}{r['distinct_top_max']:>9}{r['near_source']:>9.2f}"
               f"{r['query_16_ms']:>9.1f}{r['query_1000_s']:>10.3f}")
 
 

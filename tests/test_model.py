@@ -21,12 +21,14 @@ def batch(n=5, length=7, vocab=10000, seed=0):
     return tokens, lengths
 
 
-@pytest.mark.parametrize("z_skip", [False, True])
-def test_step_by_step_decoding_matches_teacher_forcing(z_skip):
+@pytest.mark.parametrize("z_skip, z_gate", [(False, False), (True, False), (True, True)])
+def test_step_by_step_decoding_matches_teacher_forcing(z_skip, z_gate):
     torch.manual_seed(0)
-    model = SentenceVAE(dataclasses.replace(SMALL, z_skip=z_skip)).eval()
+    model = SentenceVAE(dataclasses.replace(SMALL, z_skip=z_skip, z_gate=z_gate)).eval()
     if z_skip:
         torch.nn.init.normal_(model.z_to_out.weight)  # it starts at zero, which would test nothing
+    if z_gate:
+        torch.nn.init.normal_(model.z_gate.weight)
     tokens, lengths = batch()
     z = torch.randn(5, 4)
     with torch.no_grad():
@@ -149,19 +151,40 @@ def test_gaussian_helpers():
     assert torch.allclose(log_normal(torch.zeros(2), torch.zeros(2), torch.zeros(2)), torch.tensor(expected))
 
 
-def test_z_skip_starts_as_the_model_without_it():
-    """A zero-initialised skip adds nothing, so ``--init`` can add one to a trained model."""
+@pytest.mark.parametrize("before, after, new", [({}, {"z_skip": True}, "z_to_out"),
+                                               ({"z_skip": True}, {"z_skip": True, "z_gate": True}, "z_gate")])
+def test_a_new_skip_or_gate_starts_as_the_model_without_it(before, after, new):
+    """A zero-initialised skip adds nothing and a zero gate passes the skip unchanged, so ``--init`` can
+    add either to a trained model."""
     torch.manual_seed(0)
-    plain = SentenceVAE(SMALL).eval()
-    skip = SentenceVAE(dataclasses.replace(SMALL, z_skip=True)).eval()
-    missing, unexpected = skip.load_state_dict(plain.state_dict(), strict=False)
-    assert sorted(missing) == ["z_to_out.bias", "z_to_out.weight"] and not unexpected
+    old = SentenceVAE(dataclasses.replace(SMALL, **before)).eval()
+    if old.z_to_out is not None:
+        torch.nn.init.normal_(old.z_to_out.weight)  # a trained skip, for the gate to pass on
+    model = SentenceVAE(dataclasses.replace(SMALL, **after)).eval()
+    missing, unexpected = model.load_state_dict(old.state_dict(), strict=False)
+    assert sorted(missing) == [f"{new}.bias", f"{new}.weight"] and not unexpected
     tokens, lengths = batch()
     z = torch.randn(5, 4)
     with torch.no_grad():
-        assert torch.equal(skip.reconstruction(tokens, lengths, z), plain.reconstruction(tokens, lengths, z))
-        torch.nn.init.normal_(skip.z_to_out.weight)
-        assert not torch.allclose(skip.reconstruction(tokens, lengths, z), plain.reconstruction(tokens, lengths, z))
+        assert torch.equal(model.reconstruction(tokens, lengths, z), old.reconstruction(tokens, lengths, z))
+        torch.nn.init.normal_(getattr(model, new).weight, std=0.1)
+        assert not torch.allclose(model.reconstruction(tokens, lengths, z), old.reconstruction(tokens, lengths, z))
+
+
+def test_a_z_gate_scales_each_unit_s_skip_between_0_and_2_step_by_step():
+    torch.manual_seed(0)
+    gated = SentenceVAE(dataclasses.replace(SMALL, z_skip=True, z_gate=True)).eval()
+    torch.nn.init.normal_(gated.z_to_out.weight)
+    torch.nn.init.normal_(gated.z_gate.weight, std=0.1)
+    out, z = torch.randn(5, 7, SMALL.dec_hidden), torch.randn(5, 4)
+    with torch.no_grad():
+        share = (gated.skip(out, z) - out) / gated.z_to_out(z).unsqueeze(1)
+    assert share.min() > 0 and share.max() < 2 and share.std(dim=1).min() > 0.01  # differs along the line
+
+
+def test_a_z_gate_needs_the_skip():
+    with pytest.raises(ValueError, match="z_skip"):
+        dataclasses.replace(SMALL, z_gate=True)
 
 
 def test_bag_of_words_scores_a_line_s_pieces_in_any_order():

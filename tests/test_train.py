@@ -230,6 +230,9 @@ def test_init_starts_from_a_checkpoint_and_may_add_a_skip(tiny_checkpoint, data_
     assert f"(stage 2 from `{tiny_checkpoint.name}`)" in (out / "README.md").read_text()
     with pytest.raises(ValueError, match="does not fit the model options"):
         train(TrainConfig(out=str(tmp_path / "bigger"), **{**base, "dec_hidden": 96}))
+    # so may a gated skip, whose gate starts at zero
+    out = train(TrainConfig(out=str(tmp_path / "gate"), z_skip=True, z_gate=True, **base))
+    assert ckpt.build_model(out)[0].z_gate.weight.abs().sum() > 0  # trained away from its zero start
     # a bag-of-words head is new too: it starts from scratch
     out = train(TrainConfig(out=str(tmp_path / "bow"), bow_weight=0.5, **base))
     assert "train_bow" in ckpt.read_metrics(out)[-1]
@@ -336,6 +339,7 @@ def test_help_documents_every_option():
 
 @pytest.mark.parametrize("argv", [["--epochs", "-1"], ["--lr", "-1"], ["--kl-schedule", "sine"],
                                   ["--dropout", "1.5"], ["--batch-size", "x"], ["--model", "lm", "--z-skip"],
+                                  ["--no-z-skip", "--z-gate"],
                                   ["--model", "lm", "--bow-weight", "1"],
                                   ["--model", "bernoulli-vae", "--bow-weight", "1"],
                                   ["--refine", "0.9"], ["--refine", "1.2:2"], ["--refine", "0.9:0"],

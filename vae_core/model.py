@@ -89,6 +89,7 @@ class ModelConfig(DictConfig):
     bn_gamma: float = 0.0  # BN-VAE: fixed scale of batch-normalised posterior means; 0 = off
     match_prior: bool = False  # BN-VAE: every posterior's variance is 1 - gamma^2, so the codes spread like N(0, I)
     z_skip: bool = False  # the code also feeds the output layer directly (skip-VAE, Dieng et al. 2019)
+    z_gate: bool = False  # with z_skip: each step's decoder state gates how much of the skip it takes
     bow: bool = False  # a bag-of-words head on z (Zhao et al. 2017): a training loss only, decoding ignores it
     cutoffs: tuple[int, ...] = (1000, 4000)  # adaptive softmax: head size, then cluster bounds
     max_len: int = 48  # pieces per line; longer input is truncated, decoding stops here
@@ -105,6 +106,8 @@ class ModelConfig(DictConfig):
             raise ValueError(f"latent must be one of {LATENTS}, got {self.latent!r}")
         if self.latent == "bernoulli" and not 0 < self.prior_p < 1:
             raise ValueError(f"a Bernoulli latent needs prior_p in (0, 1), got {self.prior_p}")
+        if self.z_gate and not self.z_skip:
+            raise ValueError("z_gate gates the skip connection: it needs z_skip")
         if self.match_prior and not (self.latent == "gaussian" and 0 < self.bn_gamma < 1):
             raise ValueError(f"match_prior needs a Gaussian latent and bn_gamma in (0, 1), got {self.bn_gamma}")
 
@@ -131,6 +134,9 @@ class SentenceVAE(nn.Module):
             self.z_to_state = nn.Linear(self.code_dim, 2 * c.dec_hidden)
         # skip-VAE: W z is added to every decoder output, so z can favour words wherever they fall
         self.z_to_out = nn.Linear(self.code_dim, c.dec_hidden) if c.z_skip and self.code_dim > 0 else None
+        # a gated skip: 2 sigmoid(G [h; z]) per unit and step, so the decoder's state decides where z
+        # speaks; G starts at zero, where the gate is 1 and the model is the ungated skip's
+        self.z_gate = nn.Linear(c.dec_hidden + self.code_dim, c.dec_hidden) if self.z_to_out and c.z_gate else None
         self.decoder = nn.LSTM(c.emb_dim + self.code_dim, c.dec_hidden, batch_first=True)
         self.bow = nn.Linear(c.nz, c.vocab_size) if c.bow and c.nz > 0 else None
         self.out = nn.AdaptiveLogSoftmaxWithLoss(c.dec_hidden, c.vocab_size, list(c.cutoffs), div_value=4.0)
@@ -148,8 +154,8 @@ class SentenceVAE(nn.Module):
         modules = [self.decoder, self.out] if decoder_only else [self]
         for module in modules:
             for name, p in module.named_parameters():
-                if "bias" in name or "shift" in name or name.startswith("z_to_out"):
-                    nn.init.zeros_(p)  # a zero skip starts as the model without one (see ``--init``)
+                if "bias" in name or "shift" in name or name.startswith(("z_to_out", "z_gate")):
+                    nn.init.zeros_(p)  # a zero skip (or gate) starts as the model without one (see ``--init``)
                 else:
                     nn.init.uniform_(p, -0.1, 0.1)
 
@@ -250,11 +256,16 @@ class SentenceVAE(nn.Module):
         return self.skip(self.drop(out), code), state
 
     def skip(self, out: torch.Tensor, code: torch.Tensor | None) -> torch.Tensor:
-        """Decoder outputs ``[N, ..., H]`` as the output layer sees them: plus ``W code`` with a skip."""
+        """Decoder outputs ``[N, ..., H]`` as the output layer sees them: plus ``W code`` with a skip, each
+        unit's share of it scaled by ``2 sigmoid(G [out; code])`` (between 0 and 2) with a gated one."""
         if self.z_to_out is None:
             return out
         added = self.z_to_out(code)
-        return out + (added.unsqueeze(1) if out.dim() == 3 else added)
+        if out.dim() == 3:  # a whole line: the same code at every step
+            code, added = code.unsqueeze(1).expand(-1, out.size(1), -1), added.unsqueeze(1)
+        if self.z_gate is not None:
+            added = added * 2 * torch.sigmoid(self.z_gate(torch.cat([out, code], dim=-1)))
+        return out + added
 
     def cell(self, tokens: torch.Tensor, code: torch.Tensor | None, state):
         """One decoder step for ``tokens [N]`` (inference, no dropout): the output ``[N, H]`` (what the

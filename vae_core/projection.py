@@ -108,6 +108,7 @@ class Projection:
         mu = sampler.mu(kept)
         code_best, _ = self.code_index.nearest(mu, 1, measure="csls")
         cosine = torch.nn.functional.cosine_similarity(mu, self.codes[torch.as_tensor(code_best[:, 0])], dim=1)
+        cosine = cosine.clamp(-1.0, 1.0)  # rounding can pass 1 for a line's own code
         for row, i in enumerate(keep):
             out["in corpus"][i] = bool(exact[row] >= 0)
             if word_best[row] >= 0:
@@ -301,10 +302,13 @@ def place(index: recall.CodeIndex, xy: torch.Tensor, z, k: int = 8) -> torch.Ten
     z = torch.as_tensor(z, dtype=torch.float32).reshape(-1, index.nz)
     if len(z) == 0:
         return torch.empty(0, 2)
-    found, distance = index.nearest(z, min(k, len(index)), measure="euclidean")
-    weight = 1.0 / (torch.as_tensor(distance) + 1e-6) ** 2
+    found = torch.as_tensor(index.nearest(z, min(k, len(index)), measure="euclidean")[0])
+    # the search ranks by |z|^2 + |c|^2 - 2 z.c, which leaves rounding where z = c: measured directly,
+    # a corpus code is at distance 0 from itself and lands on its own point
+    distance = (z.unsqueeze(1) - index.codes[found]).norm(dim=-1)
+    weight = 1.0 / (distance + 1e-6) ** 2
     weight = weight / weight.sum(dim=1, keepdim=True)
-    return (weight.unsqueeze(-1) * xy[torch.as_tensor(found)]).sum(dim=1)
+    return (weight.unsqueeze(-1) * xy[found]).sum(dim=1)
 
 
 def quantise(codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -151,8 +151,8 @@ def load_weights(model: SentenceVAE | VRNN, source: Path) -> None:
         missing, unexpected = model.load_state_dict(weights, strict=False)
     except RuntimeError as err:
         raise ValueError(f"--init: {source} does not fit the model options: {err}") from err
-    # a new z skip may start from zero (the source model's function), a new bag-of-words head from
-    # scratch (decoding never reads it); nothing else may be missing
-    if unexpected or any(not key.startswith(("z_to_out.", "bow.")) for key in missing):
+    # a new z skip or gate may start from zero (the source model's function), a new bag-of-words head
+    # from scratch (decoding never reads it); nothing else may be missing
+    if unexpected or any(not key.startswith(("z_to_out.", "z_gate.", "bow.")) for key in missing):
         raise ValueError(f"--init: {source} does not fit the model options: "
                          f"missing {missing}, unexpected {unexpected}")

@@ -93,6 +93,8 @@ class TrainConfig(DictConfig):
     dropout: float = opt(0.3, "dropout on embeddings and decoder outputs", type=rate)
     z_skip: bool = opt(True, "skip-VAE: z also feeds the output layer (Dieng et al. 2019); on for the models with "
                         "a code, off for lm and vrnn")
+    z_gate: bool = opt(False, "with the z skip: each step's decoder state gates, unit by unit, how much of the skip's "
+                       "W z it adds (sigmoid(G [h; z]))")
     word_dropout: float = opt(0.0, "chance of replacing a decoder input piece by <unk>", type=rate)
     bow_weight: float = opt(
         0.0, "weight of a bag-of-words loss on z (Zhao et al. 2017): z is also trained to predict the line's "
@@ -191,7 +193,8 @@ class TrainConfig(DictConfig):
                               max_len=self.max_len, cutoffs=self.cutoffs)
         values = {name: getattr(self, name) for name in MODEL_FIELDS} | {"bow": self.bow_weight > 0}
         if self.model == "lm":
-            values.update(nz=0, bn_gamma=0.0, match_prior=False, word_dropout=0.0, z_skip=False, bow=False)
+            values.update(nz=0, bn_gamma=0.0, match_prior=False, word_dropout=0.0, z_skip=False, z_gate=False,
+                          bow=False)
         if self.model == "bernoulli-vae":
             values.update(latent="bernoulli")
         if self.condition:
@@ -233,6 +236,7 @@ def parse_args(argv=None, description: str | None = None) -> TrainConfig:
             ("aggressive", not (cfg.model == "vrnn" and cfg.aggressive), "off for --model vrnn"),
             ("pretrain_epochs", not (cfg.model == "vrnn" and cfg.pretrain_epochs), "0 for --model vrnn"),
             ("z_skip", not (cfg.model in ("vrnn", "lm") and cfg.z_skip), "off for --model vrnn and lm (no z)"),
+            ("z_gate", not cfg.z_gate or cfg.z_skip, "off without the z skip (it gates the skip)"),
             ("bow_weight", cfg.model in ("vae", "syllable-vae") or not cfg.bow_weight,
              "0 except for --model vae and syllable-vae (a Gaussian code the loss can train)"),
             ("match_prior", not cfg.match_prior or (cfg.model in ("vae", "syllable-vae") and 0 < cfg.bn_gamma < 1),
