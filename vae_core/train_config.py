@@ -94,7 +94,7 @@ class TrainConfig(DictConfig):
     z_skip: bool = opt(True, "skip-VAE: z also feeds the output layer (Dieng et al. 2019); on for the models with "
                         "a code, off for lm and vrnn")
     z_gate: bool = opt(False, "with the z skip: each step's decoder state gates, unit by unit, how much of the skip's "
-                       "W z it adds (sigmoid(G [h; z]))")
+                       "W z it adds (2 sigmoid(G [h; z]), 1 at the start)")
     word_dropout: float = opt(0.0, "chance of replacing a decoder input piece by <unk>", type=rate)
     bow_weight: float = opt(
         0.0, "weight of a bag-of-words loss on z (Zhao et al. 2017): z is also trained to predict the line's "
