@@ -104,29 +104,49 @@ def map_frame(page):
     pytest.fail("the map's frame did not appear")
 
 
-CORPUS_POINT = """(i) => {
+ALONE = """() => {
+  // Corpus points with no other within 4 pixels, found through a grid of 4-pixel cells.
   const gd = document.getElementById("map");
-  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, {w, h} = gd._fullLayout._size;
   const corpus = gd._fullData.find(t => t.name === "corpus");
-  return [xa._offset + xa.l2p(corpus.x[i]), ya._offset + ya.l2p(corpus.y[i])];
+  const px = Array.from(corpus.x, v => xa.l2p(v)), py = Array.from(corpus.y, v => ya.l2p(v));
+  const cells = new Map(), key = (cx, cy) => cx * 100003 + cy;
+  px.forEach((x, i) => {
+    const k = key(Math.floor(x / 4), Math.floor(py[i] / 4));
+    cells.set(k, (cells.get(k) || []).concat([i]));
+  });
+  const alone = [];
+  px.forEach((x, i) => {
+    if (x < 10 || x > w - 10 || py[i] < 10 || py[i] > h - 10) return;  // inside the plot area, off its edge
+    const cx = Math.floor(x / 4), cy = Math.floor(py[i] / 4);
+    for (let dx = -1; dx <= 1; dx++) for (let dy = -1; dy <= 1; dy++) {
+      for (const j of cells.get(key(cx + dx, cy + dy)) || []) {
+        if (j !== i && Math.hypot(px[j] - x, py[j] - py[i]) < 4) return;
+      }
+    }
+    alone.push(i);
+  });
+  return alone;
 }"""
 
-ALONE = """(i) => {
+
+IN_PLOT_AREA = """(i) => {
   const gd = document.getElementById("map");
-  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
   const corpus = gd._fullData.find(t => t.name === "corpus");
-  const px = xa.l2p(corpus.x[i]), py = ya.l2p(corpus.y[i]);
-  for (let j = 0; j < corpus.x.length; j++) {
-    if (j !== i && Math.hypot(xa.l2p(corpus.x[j]) - px, ya.l2p(corpus.y[j]) - py) < 4) return false;
-  }
-  return true;
+  return [gd._fullLayout.xaxis.l2p(corpus.x[i]), gd._fullLayout.yaxis.l2p(corpus.y[i])];
+}"""
+
+HOVERS = """(i) => {
+  const hover = document.getElementById("map")._hoverdata;
+  return nearLayer === null && Boolean(hover) && hover.length === 1 && hover[0].pointNumber === i
+    && document.querySelectorAll(".hoverlayer .hovertext").length === 1;
 }"""
 
 
 def point_on_page(page, frame, i: int) -> tuple[float, float]:
-    """Page coordinates of corpus point ``i`` (the frame's offset plus the point's place in it)."""
-    x, y = frame.evaluate(CORPUS_POINT, i)
-    box = page.locator("iframe[title*=latent_map]").bounding_box()
+    """Page coordinates of corpus point ``i`` (the plot area's offset plus the point's place in it)."""
+    x, y = frame.evaluate(IN_PLOT_AREA, i)
+    box = frame.locator("#map .nsewdrag").first.bounding_box()
     return box["x"] + x, box["y"] + y
 
 
@@ -149,18 +169,25 @@ def use_first_picked_line(page, before: str) -> str:
 
 
 def test_clicking_a_corpus_point_makes_it_an_input(page):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     page.get_by_role("tab", name="Neighbours").click()
     before = page.get_by_label("Line", exact=True).input_value()
     idle(page)
     frame = map_frame(page)
-    for i in range(17, 95_000, 1_000):  # a corpus point alone under the pointer: no other point within 4 px
-        x, y = point_on_page(page, frame, i)
-        page.mouse.move(x, y, steps=5)
-        if frame.evaluate("nearLayer === null") and frame.evaluate(ALONE, i):
+    plot_area = frame.locator("#map .nsewdrag").first  # where plotly takes the corpus plot's hovers and clicks
+    for i in frame.evaluate(ALONE)[:20]:  # a corpus point alone under the pointer
+        at = dict(zip("xy", frame.evaluate(IN_PLOT_AREA, i)))
+        plot_area.hover(position=at)
+        try:  # plotly throttles hovers: wait until the label is this point's
+            frame.wait_for_function(HOVERS, arg=i, timeout=3_000)
             break
+        except PlaywrightTimeout:
+            continue
+    else:
+        pytest.fail("no corpus point stood alone under the pointer")
     hovered = frame.locator(".hoverlayer .hovertext text.nums").first.text_content(timeout=10_000).rstrip("…")
-    page.mouse.down()
-    page.mouse.up()
+    plot_area.click(position=at)
     picked = use_first_picked_line(page, before)
     assert picked != before and hovered and picked.startswith(hovered)  # the very line under the pointer
 
