@@ -31,7 +31,7 @@ import vae_core  # noqa: E402
 from vae_core import recall  # noqa: E402
 from vae_core.checkpoint import SHIPPED  # noqa: E402
 from vae_core.data import read_lines  # noqa: E402
-from vae_core.projection import MapConfig, Projection, build, source_files  # noqa: E402
+from vae_core.projection import TENSORS, MapConfig, Projection, build, source_files  # noqa: E402
 
 DECODE_BATCH = 4096
 
@@ -107,7 +107,7 @@ def main() -> None:
     vae = vae_core.load()
     data = corpus(vae, work, args.lines)
     folder = checkpoint_folder(work)
-    if not (args.reuse_map and (folder / "map.safetensors").is_file()):
+    if not (args.reuse_map and (folder / TENSORS).is_file()):
         start = time.perf_counter()
         build(vae, source_files(data), MapConfig(reconstruct=False)).save(folder)
         report(f"scale: map {args.lines:,} lines (encode, properties, UMAP on 100,000, place the rest, regions)",

@@ -22,7 +22,7 @@ import torch
 
 import vae_core
 from vae_core.checkpoint import CheckpointError, read_json, shipped_root
-from vae_core.projection import CATEGORICAL, NUMERIC, Projection
+from vae_core.projection import CATEGORICAL, NUMERIC, TENSORS, Projection
 from vae_core.properties import encode_categories
 
 OPEN_CHECKPOINTS = 6  # checkpoints whose model, map and memos stay in memory (the least recently used go)
@@ -294,7 +294,7 @@ def map_files(path: str, step: int) -> str:
     """Write a map's corpus files for the browser, with the text of every ``step``-th line (the ones drawn
     as points); returns their common name, unique to the map and ``step``."""
     projection = load_projection(path)
-    stamp = f"{path} {os.path.getmtime(Path(path) / 'map.safetensors')} {step}"
+    stamp = f"{path} {os.path.getmtime(Path(path) / TENSORS)} {step}"
     key = "map-" + hashlib.sha1(stamp.encode()).hexdigest()[:12]
     folder = frontend_dir()
     xy = projection.xy.numpy().astype(np.float32)

@@ -88,6 +88,21 @@ def test_garbage_weights(copy):
         vae_core.load(copy)
 
 
+def test_gzipped_tensors_round_trip_and_damage_is_a_checkpoint_error(tmp_path):
+    tensors = {"codes": torch.randn(50, 8).half(), "index": torch.arange(50)}
+    path = tmp_path / "map.safetensors.gz"
+    ckpt.write_tensors(path, tensors)
+    first = path.read_bytes()
+    back = ckpt.read_tensors(path)
+    assert back.keys() == tensors.keys() and all(torch.equal(back[k], tensors[k]) for k in tensors)
+    ckpt.write_tensors(path, tensors)
+    assert path.read_bytes() == first  # no time stamp: the same tensors give the same file
+    for damaged in (first[: len(first) // 2], b"not gzip at all", first[:10] + bytes(20) + first[30:]):
+        path.write_bytes(damaged)
+        with pytest.raises(vae_core.CheckpointError, match="corrupt weights"):
+            ckpt.read_tensors(path)
+
+
 def test_corrupt_config(copy):
     (copy / "config.json").write_text("{not json")
     with pytest.raises(vae_core.CheckpointError, match="corrupt JSON"):

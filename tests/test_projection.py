@@ -106,13 +106,11 @@ def test_a_changed_or_missing_source_is_refused(vae, tmp_path):
 
 
 def test_a_field_naming_a_category_the_map_lacks_is_refused(projection, tmp_path):
-    from safetensors.torch import load_file, save_file
-
     projection.save(tmp_path / "map")
-    tensors = load_file(tmp_path / "map" / TENSORS)
+    tensors = ckpt.read_tensors(tmp_path / "map" / TENSORS)
     for value in (len(projection.names["rhyme"]), -1):  # hand-edited past the names, or below them
         tensors["field.rhyme"][0] = value
-        save_file(tensors, tmp_path / "map" / TENSORS)
+        ckpt.write_tensors(tmp_path / "map" / TENSORS, tensors)
         with pytest.raises(ckpt.CheckpointError, match="the field 'rhyme' names categories the map does not hold"):
             Projection.load(tmp_path / "map")
 
@@ -213,8 +211,6 @@ def test_the_shipped_map_holds_the_whole_corpus():
 
 
 def test_a_large_map_stores_its_approximate_index_and_word_counts(vae, tmp_path, monkeypatch):
-    from safetensors.torch import load_file, save_file
-
     from vae_core import recall
 
     monkeypatch.setattr(recall, "APPROXIMATE_ABOVE", 50)  # 60 lines count as a large corpus here
@@ -233,12 +229,12 @@ def test_a_large_map_stores_its_approximate_index_and_word_counts(vae, tmp_path,
     assert (stored.weights != fresh.weights).nnz == 0 and list(stored.vocabulary) == list(fresh.vocabulary)
     queries = [again.lines[5], "the night and the sea", again.lines[7].upper()]
     assert [a.tolist() for a in stored.best(queries)] == [b.tolist() for b in fresh.best(queries)]
-    tensors = load_file(tmp_path / "map" / TENSORS)
+    tensors = ckpt.read_tensors(tmp_path / "map" / TENSORS)
     tensors["words.words"][0] = 10**6  # a hand-edited map
-    save_file(tensors, tmp_path / "map" / TENSORS)
+    ckpt.write_tensors(tmp_path / "map" / TENSORS, tensors)
     with pytest.raises(ckpt.CheckpointError, match="word counts are inconsistent"):
         Projection.load(tmp_path / "map")
     tensors["words.words"][0], tensors["words.counts"][0] = 0, 0  # a word that a line holds no times
-    save_file(tensors, tmp_path / "map" / TENSORS)
+    ckpt.write_tensors(tmp_path / "map" / TENSORS, tensors)
     with pytest.raises(ckpt.CheckpointError, match="word counts are inconsistent"):
         Projection.load(tmp_path / "map")

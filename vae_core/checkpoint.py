@@ -12,15 +12,19 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
 import tempfile
+import zlib
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
+from safetensors.torch import load as from_bytes
 from safetensors.torch import load_file, save_file
+from safetensors.torch import save as to_bytes
 
 from .model import ModelConfig, SentenceVAE
 from .tokenizer import LANG, MODEL_NAME, Tokenizer, TokenizerError
@@ -83,16 +87,22 @@ def write_json(path: Path, obj) -> None:
 
 
 def write_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """Tensors as safetensors; gzipped when ``path`` ends in ``.gz`` (the same bytes for the same tensors)."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    _atomic(Path(path), lambda tmp: save_file(tensors, tmp))
+    if Path(path).suffix == ".gz":
+        _atomic(Path(path), lambda tmp: Path(tmp).write_bytes(gzip.compress(to_bytes(tensors), mtime=0)))
+    else:
+        _atomic(Path(path), lambda tmp: save_file(tensors, tmp))
 
 
 def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file (gzipped when ``path`` ends in ``.gz``); ``CheckpointError`` if it is
+    missing or corrupt."""
     if not path.is_file():
         raise CheckpointError(f"missing weights file: {path}")
     try:
-        return load_file(path)
-    except (SafetensorError, OSError, ValueError) as err:
+        return from_bytes(gzip.decompress(path.read_bytes())) if path.suffix == ".gz" else load_file(path)
+    except (SafetensorError, OSError, ValueError, EOFError, zlib.error) as err:
         raise CheckpointError(f"corrupt weights file {path}: {err}") from err
 
 

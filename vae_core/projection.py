@@ -5,8 +5,8 @@ reconstructs it) and named regions.
     python -m vae_core.projection --checkpoint checkpoints/poetry --data data/poetry
     python -m vae_core.projection --checkpoint checkpoints/poetry --data my_poems.txt --out maps/mine
 
-The map is stored beside the weights (``map.safetensors`` and ``map.json``; no pickle) and refers to
-its lines by their place in the source files rather than copying them: loading reads the files
+The map is stored beside the weights (``map.safetensors.gz``, gzipped safetensors, and ``map.json``;
+no pickle) and refers to its lines by their place in the source files rather than copying them: loading reads the files
 back and refuses them if they changed. Codes are kept as 8-bit integers per dimension (a step of
 under 1% of each dimension's range) and the layout in float16. UMAP is fitted on at most
 ``--fit-lines`` lines; the rest, and every new code, are placed on the fixed layout by
@@ -38,8 +38,8 @@ from .cli import command
 from .data import read_lines
 from .evaluate import unigram_f1
 
-TENSORS, META = "map.safetensors", "map.json"
-FORMAT = "latent-verse-map/1"
+TENSORS, META = "map.safetensors.gz", "map.json"
+FORMAT = "latent-verse-map/2"
 CHUNK = 2048  # lines encoded or decoded at once while building
 FIRST_WORDS = 12  # most frequent first words kept by name (the rest are "other")
 # What "Colour by" offers: numeric fields get a colour bar, categorical ones a legend.
@@ -138,7 +138,7 @@ class Projection:
 
     # ---- storage ---------------------------------------------------------------------------
     def save(self, directory: Path) -> None:
-        """Write ``map.safetensors`` and ``map.json`` into ``directory`` (source paths relative to it)."""
+        """Write ``map.safetensors.gz`` and ``map.json`` into ``directory`` (source paths relative to it)."""
         directory = Path(directory)
         quantised, offset, scale = quantise(self.codes)
         tensors = {"codes": quantised, "code_offset": offset, "code_scale": scale, "xy": self.xy.half()}
@@ -169,7 +169,8 @@ class Projection:
         directory = Path(directory)
         meta = ckpt.read_json(directory / META)
         if meta.get("format") != FORMAT:
-            raise ckpt.CheckpointError(f"{directory / META}: format {meta.get('format')!r}, expected {FORMAT!r}")
+            raise ckpt.CheckpointError(f"{directory / META}: format {meta.get('format')!r}, expected {FORMAT!r}; "
+                                      f"rebuild it with python -m vae_core.projection --checkpoint {directory}")
         tensors = ckpt.read_tensors(directory / TENSORS)
         try:
             sources = [{**s, "path": str(_source_path(directory, s["path"]))} for s in meta["sources"]]
