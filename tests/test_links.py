@@ -1,6 +1,8 @@
 """Shared links with hand-edited query strings: every value is checked before a widget is drawn,
 and what does not fit is replaced by its default and named in one notice, never a traceback."""
 
+import json
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -83,4 +85,5 @@ def test_the_notice_is_shown_once():
 def test_a_region_or_dimension_count_past_the_map_is_no_error():
     at = run({"tab": "Directions", "dir.view": "Sweep the dimensions", "dir.dims": "500", "map.region": "900"})
     assert not at.exception and not at.error
-    assert at.slider(key="dir.dims").value == 32 and at.session_state["map.region"] == -1
+    nz = json.loads((ROOT / "checkpoints" / "poetry" / "config.json").read_text())["model"]["nz"]
+    assert at.slider(key="dir.dims").value == nz and at.session_state["map.region"] == -1

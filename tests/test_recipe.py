@@ -39,7 +39,8 @@ def test_the_defaults_are_the_recipe_the_readme_gives():
         assert float(row["dropout"]) == stage.dropout
         assert float(row["bag-of-words weight"]) == stage.bow_weight
     first = stages[0]
-    assert (first.z_skip, first.bidirectional, first.nz, first.cutoffs) == (True, False, 32, (500, 4000))
+    assert (first.z_skip, first.z_gate, first.bidirectional, first.nz, first.cutoffs) == (
+        True, True, False, 64, (500, 4000))
     assert (first.kl_warmup, first.keep) == (1.0, "best")
     assert all((s.kl_warmup, s.keep) == (0.0, "last") for s in stages[1:])
     # each stage starts from the one before; only the last writes the checkpoint itself
@@ -54,6 +55,8 @@ def test_other_families_train_in_one_stage():
         cfg = parse_args(["--model", model])
         assert [s.out for s in recipe.stages(cfg, 85_000)] == [cfg.out]
         assert cfg.z_skip == (model not in ("lm", "vrnn"))  # the z skip is on where there is a z
+        assert (cfg.nz, cfg.bn_gamma, cfg.z_gate) == (32, 1.0, False)  # the sentence VAE's code is its own
+    assert not parse_args(["--no-z-skip"]).z_gate  # the gate goes with the skip it gates
     assert len(recipe.stages(parse_args(["--refine", "none"]), 85_000)) == 1
     assert [(s.bn_gamma, s.epochs) for s in recipe.stages(parse_args(["--model", "syllable-vae", "--refine",
                                                                       "0.8:2"]), 85_000)][1:] == [(0.8, 2)]
@@ -72,17 +75,17 @@ def test_the_help_spells_out_the_default_stages():
 def test_a_stage_may_name_its_dropout():
     cfg = parse_args(["--refine", "0.8:1:0.2,0.9:2", "--refine-dropout", "0.4", "--dropout", "0.1"])
     assert [(s.bn_gamma, s.epochs, s.dropout) for s in recipe.stages(cfg, 85_000)] == [
-        (1.0, 22, 0.1), (0.8, 1, 0.2), (0.9, 2, 0.4)]
+        (0.71, 14, 0.1), (0.8, 1, 0.2), (0.9, 2, 0.4)]
 
 
 def test_epochs_scale_with_the_corpus():
-    assert recipe.auto_epochs(85_000) == 22
+    assert recipe.auto_epochs(85_000) == 14
     sizes = [2_000, 5_000, 10_000, 40_000, 85_000, 300_000, 1_000_000, 10_000_000]
     epochs = [recipe.auto_epochs(n) for n in sizes]
     assert epochs == sorted(epochs, reverse=True) and len(set(epochs)) > 5  # fewer lines, more epochs
-    assert epochs[0] == 143 and epochs[-1] == recipe.MIN_EPOCHS and recipe.auto_epochs(100) == recipe.MAX_EPOCHS
+    assert epochs[0] == 91 and epochs[-1] == recipe.MIN_EPOCHS and recipe.auto_epochs(100) == recipe.MAX_EPOCHS
     # the fine-tuning stages scale too, and keep at least one epoch; --epochs N fixes them all
-    assert [s.epochs for s in recipe.stages(parse_args([]), 10_000)] == [64, 6, 9, 6, 12]
+    assert [s.epochs for s in recipe.stages(parse_args([]), 10_000)] == [41, 6, 9, 6, 12]
     assert [s.epochs for s in recipe.stages(parse_args([]), 10_000_000)] == [3, 1, 1, 1, 1]
     assert [s.epochs for s in recipe.stages(parse_args(["--epochs", "5"]), 10_000)] == [5, 2, 3, 2, 4]
 

@@ -140,15 +140,15 @@ def test_aggressive_updates_run_encoder_steps_until_mi_stops_rising(data_dir, tm
     decoder step, while validation MI rises; after an epoch where it falls, the encoder steps with the
     decoder only."""
     scripted_validation(monkeypatch, mi_step=-1.0)  # MI falls every epoch: the second one ends the mode
-    out = train(TrainConfig(data=str(data_dir), out=str(tmp_path / "aggressive"), bn_gamma=0.0, aggressive=True,
-                            aggressive_steps=3, epochs=3, max_lines=100, **QUICK))
+    out = train(TrainConfig(data=str(data_dir), out=str(tmp_path / "aggressive"), aggressive=True,
+                            aggressive_steps=3, epochs=3, max_lines=100, **{**QUICK, "bn_gamma": 0.0}))
     rows = ckpt.read_metrics(out)
     assert [r["aggressive"] for r in rows] == [True, True, False]
     batches = rows[0]["batches"]
     assert batches == 4  # 100 lines, batches of at most 32
     assert steps_taken(out) == (2 * 3 * batches + batches, 3 * batches)
-    plain = train(TrainConfig(data=str(data_dir), out=str(tmp_path / "plain"), bn_gamma=0.0, epochs=1, max_lines=100,
-                              **QUICK))
+    plain = train(TrainConfig(data=str(data_dir), out=str(tmp_path / "plain"), epochs=1, max_lines=100,
+                              **{**QUICK, "bn_gamma": 0.0}))
     assert steps_taken(plain) == (batches, batches)
 
 
@@ -167,8 +167,8 @@ def test_cyclical_schedule_ramps_the_kl_weight_once_a_cycle(data_dir, tmp_path, 
 
 def test_pretraining_trains_an_autoencoder_then_starts_the_decoder_again(data_dir, tmp_path, monkeypatch):
     calls = recording_steps(monkeypatch)
-    out = train(TrainConfig(data=str(data_dir), out=str(tmp_path / "li"), bn_gamma=0.0, pretrain_epochs=1, epochs=2,
-                            **QUICK))
+    out = train(TrainConfig(data=str(data_dir), out=str(tmp_path / "li"), pretrain_epochs=1, epochs=2,
+                            **{**QUICK, "bn_gamma": 0.0}))
     assert [c["autoencoder"] for c in calls] == [True] * 13 + [False] * 13
     assert {c["beta"] for c in calls[:13]} == {0.0}  # no KL while pretraining
     (encoder_end, decoder_end), (encoder_start, decoder_start) = calls[12]["after"], calls[13]["before"]
@@ -181,8 +181,8 @@ def test_pretraining_trains_an_autoencoder_then_starts_the_decoder_again(data_di
 
 
 def test_matched_prior_trains_with_the_fixed_variance(data_dir, tmp_path):
-    out = train(TrainConfig(data=str(data_dir), out=str(tmp_path / "matched"), bn_gamma=0.8, match_prior=True,
-                            epochs=1, **QUICK))
+    out = train(TrainConfig(data=str(data_dir), out=str(tmp_path / "matched"), match_prior=True,
+                            epochs=1, **{**QUICK, "bn_gamma": 0.8}))
     assert load(out).posterior(["a line", "the sea"]).std.allclose(torch.tensor(0.6))
 
 
@@ -231,13 +231,13 @@ def test_init_starts_from_a_checkpoint_and_may_add_a_skip(tiny_checkpoint, data_
     with pytest.raises(ValueError, match="does not fit the model options"):
         train(TrainConfig(out=str(tmp_path / "bigger"), **{**base, "dec_hidden": 96}))
     # so may a gated skip, whose gate starts at zero
-    out = train(TrainConfig(out=str(tmp_path / "gate"), z_skip=True, z_gate=True, **base))
+    out = train(TrainConfig(out=str(tmp_path / "gate"), z_skip=True, **{**base, "z_gate": True}))
     assert ckpt.build_model(out)[0].z_gate.weight.abs().sum() > 0  # trained away from its zero start
     # a bag-of-words head is new too: it starts from scratch
     out = train(TrainConfig(out=str(tmp_path / "bow"), bow_weight=0.5, **base))
     assert "train_bow" in ckpt.read_metrics(out)[-1]
     # a matched prior keeps the source's posterior means and drops its learned variances
-    out = train(TrainConfig(out=str(tmp_path / "matched"), match_prior=True, bn_gamma=0.8, lr=1e-9, **base))
+    out = train(TrainConfig(out=str(tmp_path / "matched"), match_prior=True, lr=1e-9, **{**base, "bn_gamma": 0.8}))
     source, matched = ckpt.build_model(tiny_checkpoint)[0], ckpt.build_model(out)[0]
     assert torch.allclose(matched.to_posterior.weight, source.to_posterior.weight[:TINY["nz"]], atol=1e-6)
 

@@ -98,8 +98,8 @@ def direction_for(corpus, prop: str, value=None, probe: bool = False, seed: int 
                   max_lines: int = MAX_LINES) -> Direction:
     """The direction of a property over a corpus (a ``Corpus`` or a ``Projection``).
 
-    - a numeric field (pieces, words, syllables, recon_f1, code_norm): the ridge regression of the
-      property on the codes, normalised, scored by held-out R^2;
+    - a numeric field (pieces, words, syllables, recon_f1, code_norm): the codes' covariance with the
+      property, normalised, scored by held-out R^2;
     - a categorical field (rhyme, first_word, final_punct, split, region) with ``value`` one of its
       names: the lines of that value against the rest, as ``direction`` (``probe`` applies);
     - ``"word"`` with ``value`` a word: the lines containing the word against the rest.
@@ -165,15 +165,24 @@ def _probe(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def _regression_direction(x: torch.Tensor, y: np.ndarray, prop: str, seed: int) -> Direction:
-    """The normalised ridge regression of ``y`` on the codes ``x``, with its held-out R^2."""
+    """The way the codes ``x`` move as ``y`` grows: their covariance with it, normalised (for a number
+    what the difference of means is for two sets), scored by the held-out R^2 of predicting ``y`` from
+    the codes' place along it. A ridge regression of ``y`` on the codes predicts ``y`` better, but it
+    can point where the codes hardly spread, so that steering along it changes no decoded line."""
     x, y = x.double(), torch.as_tensor(y, dtype=torch.float64)
     if float(y.std()) == 0:
         raise ValueError(f"{prop!r} has the same value on every line: it has no direction")
     fit, test = _split(len(x), seed)
-    w, bias = _ridge(x[fit], y[fit])
-    score = _r2(y[test], x[test] @ w + bias)
-    vector = _unit(_ridge(x, y)[0].float(), f"the codes do not predict {prop!r}")
+    held = _covariance(x[fit], y[fit], prop)
+    w, bias = _ridge((x[fit] @ held)[:, None], y[fit])
+    score = _r2(y[test], (x[test] @ held)[:, None] @ w + bias)
+    vector = _covariance(x, y, prop).float()
     return Direction(vector, _spread(x.float(), vector), score, "R^2", prop)
+
+
+def _covariance(x: torch.Tensor, y: torch.Tensor, prop: str) -> torch.Tensor:
+    """The unit covariance of each code dimension with ``y``."""
+    return _unit((x - x.mean(dim=0)).T @ (y - y.mean()), f"the codes do not vary with {prop!r}")
 
 
 def _one_word(value) -> str:

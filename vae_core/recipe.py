@@ -19,10 +19,10 @@ from . import checkpoint as ckpt
 from .train_config import TrainConfig, parse_stage
 
 # (BN scale, epochs, dropout; None: --refine-dropout) of each stage after the first
-SHIPPED_REFINE = ((0.82, 2, 0.3), (0.83, 3, None), (0.89, 2, None), (0.92, 4, None))
+SHIPPED_REFINE = ((0.65, 2, 0.3), (0.67, 3, None), (0.74, 2, None), (0.78, 4, None))
 REFINED_MODELS = ("vae",)  # the models the default --refine applies to
 REFERENCE_LINES = 85_000  # the shipped corpus's training lines, for which the default epochs are measured
-REFERENCE_EPOCHS = 22  # the first stage's epochs at that size
+REFERENCE_EPOCHS = 14  # the first stage's epochs at that size
 MIN_EPOCHS, MAX_EPOCHS = 3, 150
 FEW_LINES = 2_000  # below this, a VAE learns little of a code: the trainer warns
 

@@ -89,21 +89,23 @@ class TrainConfig(DictConfig):
     enc_hidden: int = opt(256, "encoder LSTM units (per direction)", type=positive_int)
     bidirectional: bool = opt(False, "bidirectional encoder (--no-bidirectional: one direction)")
     dec_hidden: int = opt(512, "decoder LSTM units", type=positive_int)
-    nz: int = opt(32, "latent dimensions (bits for bernoulli-vae)", type=positive_int)
+    nz: int | None = opt(None, "latent dimensions (bits for bernoulli-vae); 64 for vae, 32 for the others",
+                         type=positive_int)
     dropout: float = opt(0.3, "dropout on embeddings and decoder outputs", type=rate)
-    z_skip: bool = opt(True, "skip-VAE: z also feeds the output layer (Dieng et al. 2019); on for the models with "
-                        "a code, off for lm and vrnn")
-    z_gate: bool = opt(False, "with the z skip: each step's decoder state gates, unit by unit, how much of the skip's "
-                       "W z it adds (2 sigmoid(G [h; z]), 1 at the start)")
+    z_skip: bool | None = opt(None, "skip-VAE: z also feeds the output layer (Dieng et al. 2019); on for the models "
+                              "with a code, off for lm and vrnn")
+    z_gate: bool | None = opt(None, "with the z skip: each step's decoder state gates, unit by unit, how much of the "
+                              "skip's W z it adds (2 sigmoid(G [h; z]), 1 at the start); on for vae, off for the "
+                              "others")
     word_dropout: float = opt(0.0, "chance of replacing a decoder input piece by <unk>", type=rate)
     bow_weight: float = opt(
         0.0, "weight of a bag-of-words loss on z (Zhao et al. 2017): z is also trained to predict the line's "
         "pieces in any order, which makes reconstructions keep more of the line's words, at a cost in "
         "likelihood (0 = off)", type=non_negative_float,
     )
-    bn_gamma: float = opt(
-        1.0, "BN-VAE: fixed scale of batch-normalised posterior means (0 = off); KL >= nz*gamma^2/2; "
-        "for bernoulli-vae the scale of the normalised logits",
+    bn_gamma: float | None = opt(
+        None, "BN-VAE: fixed scale of batch-normalised posterior means (0 = off); KL >= nz*gamma^2/2; "
+        "for bernoulli-vae the scale of the normalised logits; 0.71 for vae, 1.0 for the others",
         type=non_negative_float,
     )
     match_prior: bool = opt(
@@ -127,7 +129,7 @@ class TrainConfig(DictConfig):
     )
     # optimisation
     epochs: int = opt(
-        0, "training epochs of the first stage (0 = scaled to the corpus: 22 for the shipped corpus's 85,000 "
+        0, "training epochs of the first stage (0 = scaled to the corpus: 14 for the shipped corpus's 85,000 "
         "lines, times the square root of how much smaller the corpus is, between 3 and 150)",
         type=non_negative_int,
     )
@@ -158,7 +160,7 @@ class TrainConfig(DictConfig):
     refine: str = opt(
         "auto", "fine-tuning stages after the first, each from the one before with the matched prior at a BN "
         "scale: gamma:epochs stages, each with an optional :dropout (else --refine-dropout; "
-        "with --epochs 0, epochs scaled to the corpus too); auto: 0.82:2:0.3,0.83:3,0.89:2,0.92:4 (the shipped "
+        "with --epochs 0, epochs scaled to the corpus too); auto: 0.65:2:0.3,0.67:3,0.74:2,0.78:4 (the shipped "
         "recipe) for --model vae, none for the others; none: one stage",
         type=refine_spec,
     )
@@ -181,6 +183,18 @@ class TrainConfig(DictConfig):
     resume: bool = opt(False, "continue the run in --out from its last finished epoch")
     init: str = opt("", "start from the weights of this checkpoint (same sizes; fine-tuning, e.g. to a new --bn-gamma, "
                     "or to --match-prior from learned variances: the means are kept)")
+
+    def __post_init__(self):
+        """Sets each option that depends on ``--model`` and is left unset (None): the sentence VAE's recipe has
+        a 64-dimensional code at BN scale 0.71 with the gated z skip; the other families a 32-dimensional code
+        at 1.0, with the plain z skip where there is a z."""
+        vae = self.model == "vae"
+        for name, value in {"nz": 64 if vae else 32, "bn_gamma": 0.71 if vae else 1.0,
+                            "z_skip": self.model not in ("vrnn", "lm")}.items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        if self.z_gate is None:
+            self.z_gate = vae and self.z_skip  # the gate needs the skip it gates
 
     @property
     def condition(self) -> str:
@@ -216,17 +230,13 @@ def parse_args(argv=None, description: str | None = None) -> TrainConfig:
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         default = ",".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default  # as typed
-        help_text = f"{f.metadata['help']} (default: {default})"
-        if f.type == "bool":
-            default = None if f.name == "z_skip" else f.default  # None: as the model has a code or not
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+        help_text = f.metadata["help"] if default is None else f"{f.metadata['help']} (default: {default})"
+        if f.type.startswith("bool"):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_text)
         else:
             kind = f.metadata.get("type") or {"int": int, "float": float, "str": str}[f.type]
             parser.add_argument(flag, type=kind, default=f.default, choices=f.metadata.get("choices"), help=help_text)
-    values = vars(parser.parse_args(argv))
-    if values["z_skip"] is None:
-        values["z_skip"] = values["model"] not in ("vrnn", "lm")
-    cfg = TrainConfig(**values)
+    cfg = TrainConfig(**vars(parser.parse_args(argv)))
     problems = [
         f"--{name.replace('_', '-')} must be {rule}"
         for name, ok, rule in [
