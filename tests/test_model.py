@@ -90,6 +90,28 @@ def test_matched_prior_codes_spread_like_the_prior():
     assert torch.allclose(codes.var(dim=0), torch.ones(4), atol=0.05)
 
 
+def test_a_spread_head_starts_as_the_matched_prior_and_sets_each_line_s_variances():
+    """A zero spread head gives the matched prior's variance; trained, it moves each line's variances and
+    never its means. ``fit_weights`` gives a model without the head a zero one, and drops it for a model
+    that has none."""
+    torch.manual_seed(0)
+    matched = ModelConfig(emb_dim=16, enc_hidden=16, dec_hidden=24, nz=4, bn_gamma=0.8, match_prior=True)
+    plain = SentenceVAE(matched).eval()
+    model = SentenceVAE(dataclasses.replace(matched, spread=True)).eval()
+    model.load_state_dict(model.fit_weights(plain.state_dict()))
+    tokens, lengths = batch(n=8)
+    with torch.no_grad():
+        q, before = model.posterior(tokens, lengths), plain.posterior(tokens, lengths)
+        assert torch.equal(q.mean, before.mean) and torch.allclose(q.std, torch.full((8, 4), 0.6))
+        torch.nn.init.normal_(model.to_spread.weight)
+        moved = model.posterior(tokens, lengths)
+    assert torch.equal(moved.mean, before.mean)
+    assert moved.std.std(dim=0).min() > 1e-3  # the lines' variances now differ
+    assert not any(k.startswith("to_spread") for k in plain.fit_weights(model.state_dict()))
+    with pytest.raises(ValueError, match="spread adjusts the matched prior's variances"):
+        ModelConfig(nz=4, spread=True)
+
+
 @pytest.mark.parametrize("options", [dict(bn_gamma=0.0), dict(bn_gamma=1.0), dict(bn_gamma=0.5, latent="bernoulli")])
 def test_matched_prior_needs_a_gaussian_bn_scale_below_one(options):
     with pytest.raises(ValueError, match="match_prior needs a Gaussian latent and bn_gamma in"):

@@ -15,7 +15,7 @@ from vae_core.train_config import parse_args
 from .conftest import ROOT, tiny_data
 
 TINY_ARGS = ["--emb-dim", "32", "--enc-hidden", "32", "--dec-hidden", "64", "--nz", "8", "--batch-size", "32",
-             "--threads", "2", "--card-iw-samples", "2"]
+             "--threads", "2", "--card-iw-samples", "2", "--spread-epochs", "0"]
 
 
 def readme_stages() -> list[dict]:
@@ -43,11 +43,14 @@ def test_the_defaults_are_the_recipe_the_readme_gives():
         True, True, False, 64, (500, 4000))
     assert (first.kl_warmup, first.keep) == (1.0, "best")
     assert all((s.kl_warmup, s.keep) == (0.0, "last") for s in stages[1:])
+    # after the last stage, a head learns each line's variances for an epoch, as the README says
+    assert [s.spread_epochs for s in stages] == [0, 0, 0, 0, 1] and stages[-1].spread_lr == 0.001
     # each stage starts from the one before; only the last writes the checkpoint itself
     assert [s.init for s in stages[1:]] == [s.out for s in stages[:-1]]
     assert stages[-1].out == "runs/poetry" and all("/stages/" in s.out for s in stages[:-1])
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "latent-verse train --data data/poetry --out runs/poetry" in readme
+    assert "then a head learns each line's variances for 1 epoch (`--spread-epochs`, Adam at 0.001)" in readme
 
 
 def test_other_families_train_in_one_stage():
@@ -86,6 +89,7 @@ def test_epochs_scale_with_the_corpus():
     assert epochs[0] == 91 and epochs[-1] == recipe.MIN_EPOCHS and recipe.auto_epochs(100) == recipe.MAX_EPOCHS
     # the fine-tuning stages scale too, and keep at least one epoch; --epochs N fixes them all
     assert [s.epochs for s in recipe.stages(parse_args([]), 10_000)] == [41, 6, 9, 6, 12]
+    assert [recipe.stages(parse_args(argv), 10_000)[-1].spread_epochs for argv in ([], ["--epochs", "5"])] == [3, 1]
     assert [s.epochs for s in recipe.stages(parse_args([]), 10_000_000)] == [3, 1, 1, 1, 1]
     assert [s.epochs for s in recipe.stages(parse_args(["--epochs", "5"]), 10_000)] == [5, 2, 3, 2, 4]
 
@@ -93,15 +97,17 @@ def test_epochs_scale_with_the_corpus():
 def test_one_command_trains_every_stage(tmp_path, capsys):
     data = tiny_data(tmp_path / "data")
     out = tmp_path / "mine"
-    argv = ["--data", str(data), "--out", str(out), "--epochs", "2", "--refine", "0.8:1,0.9:2", *TINY_ARGS]
+    argv = ["--data", str(data), "--out", str(out), "--epochs", "2", "--refine", "0.8:1,0.9:2", *TINY_ARGS,
+            "--spread-epochs", "1"]
     assert main(argv) == 0
     err = capsys.readouterr().err
     assert "warning: 400 training lines is too few to train a VAE" in err
-    rows = ckpt.read_metrics(out)
+    *rows, head = ckpt.read_metrics(out)
     assert [(r["stage"], r["epoch"]) for r in rows] == [(1, 1), (1, 2), (2, 1), (3, 1), (3, 2)]
+    assert (head["stage"], head["spread"]) == (3, 1)  # then the variance head, after the last stage
     assert not (out / "stages").exists()  # the finished stages are gone, their epochs kept in the log
     config = ckpt.read_json(out / "config.json")
-    assert config["model"]["bn_gamma"] == 0.9 and config["model"]["match_prior"] is True
+    assert config["model"]["bn_gamma"] == 0.9 and config["model"]["match_prior"] is True and config["model"]["spread"]
     assert config["command"]["refine"] == "0.8:1,0.9:2" and config["command"]["init"] == ""
     card = (out / "README.md").read_text(encoding="utf-8")
     assert "in 3 stages by one command" in card and "stages/" not in card

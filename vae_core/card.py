@@ -194,10 +194,15 @@ def training(config: dict, history: list[dict]) -> list[str]:
     last = max(logged, default=1)
     data = shown_path(train["data"]) if train.get("data") else "?"
     text = f"Trained with `python -m vae_core.train` on `{data}`"
+    spread = [r for r in history if "spread" in r]
+    head = ([f"Then a head learned each line's posterior variances for {len(spread)} "
+             f"epoch{'' if len(spread) == 1 else 's'}, every other weight fixed (`--spread-epochs`): "
+             f"validation -ELBO {spread[-1]['valid_elbo']:.2f}."] if spread else [])
     if last == 1:
-        epochs = f" for {len(logged[1])} epoch{'' if len(logged[1]) == 1 else 's'}" if logged else ""
+        trained = [r for r in logged.get(1, []) if "spread" not in r]
+        epochs = f" for {len(trained)} epoch{'' if len(trained) == 1 else 's'}" if trained else ""
         return [text + epochs + (f", starting from the weights of {source}" if source else "")
-                + f"; the checkpoint holds the weights of epoch {config.get('epoch', '?')}, {kept}."]
+                + f"; the checkpoint holds the weights of epoch {config.get('epoch', '?')}, {kept}."] + head
     from .recipe import refine_stages  # imported here: the recipe's options import this module
 
     ran = 1 + len(refine_stages(command["refine"], command["model"])) if "refine" in command else 1
@@ -217,11 +222,12 @@ def training(config: dict, history: list[dict]) -> list[str]:
         if stage not in logged:
             rows.append((stage, "log not kept", "", "", ""))
             continue
-        epochs = logged[stage]
+        epochs = [r for r in logged[stage] if "spread" not in r]
         rows.append((stage, len(epochs), epochs[0].get("lr", ""), epochs[-1].get("valid_elbo", ""),
                      sum(r.get("seconds", 0.0) for r in epochs) / 60))
     parts.append(_table(rows, ("stage", "epochs", "learning rate",
                                "validation -ELBO at its last epoch (nats a line, that stage's settings)", "minutes")))
+    parts += head
     if lost_note(history):
         parts.append(lost_note(history))
     return parts

@@ -88,6 +88,7 @@ class ModelConfig(DictConfig):
     word_dropout: float = 0.0  # chance of replacing a decoder input piece by <unk> while training
     bn_gamma: float = 0.0  # BN-VAE: fixed scale of batch-normalised posterior means; 0 = off
     match_prior: bool = False  # BN-VAE: every posterior's variance is 1 - gamma^2, so the codes spread like N(0, I)
+    spread: bool = False  # with match_prior: a head on the encoder's state widens or narrows each line's variances
     z_skip: bool = False  # the code also feeds the output layer directly (skip-VAE, Dieng et al. 2019)
     z_gate: bool = False  # with z_skip: each step's decoder state gates how much of the skip it takes
     bow: bool = False  # a bag-of-words head on z (Zhao et al. 2017): a training loss only, decoding ignores it
@@ -110,6 +111,8 @@ class ModelConfig(DictConfig):
             raise ValueError("z_gate gates the skip connection: it needs z_skip")
         if self.match_prior and not (self.latent == "gaussian" and 0 < self.bn_gamma < 1):
             raise ValueError(f"match_prior needs a Gaussian latent and bn_gamma in (0, 1), got {self.bn_gamma}")
+        if self.spread and not self.match_prior:
+            raise ValueError("spread adjusts the matched prior's variances: it needs match_prior")
 
 
 class SentenceVAE(nn.Module):
@@ -125,6 +128,8 @@ class SentenceVAE(nn.Module):
                                    bidirectional=c.bidirectional)
             per_unit = 2 if c.latent == "gaussian" and not c.match_prior else 1  # mu and logvar, or one number
             self.to_posterior = nn.Linear(c.enc_hidden * (2 if c.bidirectional else 1), per_unit * c.nz)
+            # added to the matched prior's log-variance; zero at the start, where it is the plain matched prior
+            self.to_spread = nn.Linear(self.to_posterior.in_features, c.nz) if c.spread else None
             # BN-VAE (Zhu et al. 2020): normalised means with a fixed scale keep every unit's KL
             # above nz * gamma^2 / 2, so the posterior cannot collapse. A tiny eps, or the encoder
             # could shrink its raw means below it and slip out of the bound.
@@ -154,14 +159,18 @@ class SentenceVAE(nn.Module):
         modules = [self.decoder, self.out] if decoder_only else [self]
         for module in modules:
             for name, p in module.named_parameters():
-                if "bias" in name or "shift" in name or name.startswith(("z_to_out", "z_gate")):
+                if "bias" in name or "shift" in name or name.startswith(("z_to_out", "z_gate", "to_spread")):
                     nn.init.zeros_(p)  # a zero skip (or gate) starts as the model without one (see ``--init``)
                 else:
                     nn.init.uniform_(p, -0.1, 0.1)
 
     def fit_weights(self, weights: dict) -> dict:
         """Another model's ``state_dict`` for fine-tuning this one: a matched-prior model takes only the
-        means of a model with learned variances (the first half of its posterior layer's rows)."""
+        means of a model with learned variances (the first half of its posterior layer's rows); a spread
+        head is dropped where this model has none, and starts at zero where the other had none."""
+        own = self.state_dict()
+        weights = {k: v for k, v in weights.items() if not k.startswith("to_spread.") or k in own}
+        weights |= {k: torch.zeros_like(v) for k, v in own.items() if k.startswith("to_spread.") and k not in weights}
         posterior = weights.get("to_posterior.weight")
         if not (self.config.match_prior and posterior is not None and len(posterior) == 2 * self.config.nz):
             return weights
@@ -196,11 +205,15 @@ class SentenceVAE(nn.Module):
         x = self.drop(self.embed(tokens[:, 1:]))  # the encoder reads pieces + EOS
         if self.n_cond:
             x = torch.cat([x, self.code(None, cond).unsqueeze(1).expand(-1, x.size(1), -1)], dim=-1)
-        params = self.to_posterior(self._final_states(x, lengths))
+        state = self._final_states(x, lengths)
+        params = self.to_posterior(state)
         if self.config.latent == "bernoulli":
             return Bernoulli(self._batch_norm(params), self.prior_logit)
         if self.config.match_prior:
-            return Gaussian(self._batch_norm(params), torch.full_like(params, math.log(1 - self.config.bn_gamma**2)))
+            logvar = torch.full_like(params, math.log(1 - self.config.bn_gamma**2))
+            if self.to_spread is not None:
+                logvar = logvar + self.to_spread(state)
+            return Gaussian(self._batch_norm(params), logvar)
         mu, logvar = params.chunk(2, dim=-1)
         return Gaussian(self._batch_norm(mu), logvar)
 

@@ -3,9 +3,10 @@
 For ``--model vae`` the default recipe is the shipped model's: a first stage from scratch (BN-VAE
 with learned posterior variances at ``--bn-gamma``), then fine-tuning stages (``--refine``), each
 from the one before, with the matched prior at a rising BN scale, the bag-of-words loss and more
-dropout. Every stage but the last trains into ``OUT/stages/N`` (kept for ``--resume`` and removed
-when the last stage ends); the last trains into ``OUT``, whose ``metrics.jsonl`` holds every
-stage's epochs.
+dropout; after the last, a head learns each line's variances (``--spread-epochs``). Every stage
+but the last trains into ``OUT/stages/N`` (kept for ``--resume`` and removed when the last stage
+ends); the last trains into ``OUT``, whose ``metrics.jsonl`` holds every stage's epochs and the
+head's.
 """
 
 from __future__ import annotations
@@ -52,12 +53,13 @@ def auto_epochs(n_lines: int, epochs: int = REFERENCE_EPOCHS, least: int = MIN_E
 
 def stages(cfg: TrainConfig, n_lines: int) -> list[TrainConfig]:
     """Each run the command makes, in order, for a corpus of ``n_lines`` training lines: ``cfg`` itself,
-    then each fine-tuning stage from the one before; with ``--epochs 0`` every stage's epochs are scaled
-    to the corpus (see ``auto_epochs``), else they are as given."""
+    then each fine-tuning stage from the one before, the last with the variance head's epochs; with
+    ``--epochs 0`` every stage's epochs are scaled to the corpus (see ``auto_epochs``), else they are as
+    given."""
     out = Path(cfg.out)
     refine = refine_stages(cfg.refine, cfg.model)
     first = dataclasses.replace(cfg, epochs=cfg.epochs or auto_epochs(n_lines),
-                                out=str(out / "stages" / "1") if refine else cfg.out)
+                                out=str(out / "stages" / "1") if refine else cfg.out, spread_epochs=0)
     if first.pretrain_epochs >= first.epochs:
         raise ValueError(f"--pretrain-epochs must be below the {first.epochs} epochs of the first stage")
     runs = [first]
@@ -67,7 +69,10 @@ def stages(cfg: TrainConfig, n_lines: int) -> list[TrainConfig]:
             resume=False, epochs=epochs if cfg.epochs else auto_epochs(n_lines, epochs, least=1), bn_gamma=gamma,
             match_prior=True, bow_weight=cfg.refine_bow_weight, lr=cfg.refine_lr,
             dropout=cfg.refine_dropout if dropout is None else dropout,
-            kl_warmup=0.0, keep="last", pretrain_epochs=0, aggressive=False, time_budget=0.0))
+            kl_warmup=0.0, keep="last", pretrain_epochs=0, aggressive=False, time_budget=0.0, spread_epochs=0))
+    if cfg.spread_epochs:
+        epochs = cfg.spread_epochs if cfg.epochs else auto_epochs(n_lines, cfg.spread_epochs, least=1)
+        runs[-1] = dataclasses.replace(runs[-1], spread_epochs=epochs)
     return runs
 
 
@@ -83,7 +88,8 @@ def finished(stage: TrainConfig) -> bool:
 def plan(cfg: TrainConfig, runs: list[TrainConfig]) -> list[TrainConfig]:
     """Which of the command's stages ``runs`` (see ``stages``) are still to train: with ``--resume``, the
     first unfinished one resumes (where it has begun) and the finished ones are skipped (when all are,
-    the last resumes with nothing left to train and only writes its card again); without it, a folder
+    the last resumes with nothing left to train, learns its variances if it has not, and writes its card
+    again); without it, a folder
     holding any stage is refused."""
     if not cfg.resume:
         if len(runs) > 1 and (Path(cfg.out) / "stages").exists():

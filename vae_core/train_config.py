@@ -67,7 +67,7 @@ def parse_stage(text: str) -> tuple[float, int, float | None]:
 
 # the model options a TrainConfig sets directly (the others follow from --model and the data)
 MODEL_FIELDS = {f.name for f in dataclasses.fields(ModelConfig)} - {"vocab_size", "condition", "cond_mean",
-                                                                     "cond_std", "latent", "bow"}
+                                                                     "cond_std", "latent", "bow", "spread"}
 
 
 @dataclass
@@ -167,6 +167,13 @@ class TrainConfig(DictConfig):
     refine_lr: float = opt(2.5e-4, "Adam learning rate of the fine-tuning stages", type=positive_float)
     refine_dropout: float = opt(0.5, "dropout of the fine-tuning stages that do not name their own", type=rate)
     refine_bow_weight: float = opt(0.2, "bag-of-words weight of the fine-tuning stages", type=non_negative_float)
+    # the variance head, after the last stage
+    spread_epochs: int | None = opt(
+        None, "epochs after the last stage in which a head on the encoder's state learns each line's variances, "
+        "every other weight fixed (the means stay as they are; a matched-prior model only): the matched prior "
+        "gives every line the same variance, and the learned one tightens the bound from the encoder's q; 1 for "
+        "vae, 0 for the others (with --epochs 0, scaled to the corpus too)", type=non_negative_int)
+    spread_lr: float = opt(1e-3, "Adam learning rate of the variance head", type=positive_float)
     # data and run
     valid_fraction: float = opt(0.05, "share of lines held out for validation when there is no valid.txt",
                                 type=fraction)
@@ -187,10 +194,11 @@ class TrainConfig(DictConfig):
     def __post_init__(self):
         """Sets each option that depends on ``--model`` and is left unset (None): the sentence VAE's recipe has
         a 64-dimensional code at BN scale 0.71 with the gated z skip; the other families a 32-dimensional code
-        at 1.0, with the plain z skip where there is a z."""
+        at 1.0, with the plain z skip where there is a z; only the sentence VAE's recipe ends by learning its
+        variances."""
         vae = self.model == "vae"
         for name, value in {"nz": 64 if vae else 32, "bn_gamma": 0.71 if vae else 1.0,
-                            "z_skip": self.model not in ("vrnn", "lm")}.items():
+                            "z_skip": self.model not in ("vrnn", "lm"), "spread_epochs": 1 if vae else 0}.items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
         if self.z_gate is None:
@@ -246,6 +254,8 @@ def parse_args(argv=None, description: str | None = None) -> TrainConfig:
             ("aggressive", not (cfg.model == "vrnn" and cfg.aggressive), "off for --model vrnn"),
             ("pretrain_epochs", not (cfg.model == "vrnn" and cfg.pretrain_epochs), "0 for --model vrnn"),
             ("z_skip", not (cfg.model in ("vrnn", "lm") and cfg.z_skip), "off for --model vrnn and lm (no z)"),
+            ("spread_epochs", not (cfg.model in ("vrnn", "lm", "bernoulli-vae") and cfg.spread_epochs),
+             "0 for --model vrnn, lm and bernoulli-vae (no matched prior)"),
             ("z_gate", not cfg.z_gate or cfg.z_skip, "off without the z skip (it gates the skip)"),
             ("bow_weight", cfg.model in ("vae", "syllable-vae") or not cfg.bow_weight,
              "0 except for --model vae and syllable-vae (a Gaussian code the loss can train)"),
