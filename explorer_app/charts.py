@@ -25,7 +25,7 @@ def training_curves(rows: list[dict]) -> go.Figure:
               ("valid_active_units", "active units")]
     fig = make_subplots(rows=2, cols=2, subplot_titles=[title for _, title in panels])
     done, previous = 0, 0  # epochs drawn so far, the stage before
-    label_heights = [1.0, 0.9, 0.8]  # stage names take turns at these heights, so that close stages' do not overlap
+    label_heights = [1.0, 0.9, 0.8, 0.7]  # stage names take turns at these heights, so close stages' do not overlap
     for n, (stage, name, part, counter) in enumerate(groups):
         colour, x = STAGE_COLOURS[n % len(STAGE_COLOURS)], list(range(done + 1, done + len(part) + 1))
         epochs = [r[counter] for r in part]  # within the stage, shown on hover

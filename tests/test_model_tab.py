@@ -36,6 +36,17 @@ def test_the_curves_draw_each_stage_on_one_epoch_axis():
     assert fig.layout.showlegend
 
 
+def test_the_variance_head_is_drawn_after_the_stages():
+    rows = [{"stage": 1, "epoch": 1, "valid_elbo": 70.0}, {"stage": 2, "epoch": 1, "valid_elbo": 66.0},
+            {"stage": 2, "epoch": 2, "valid_elbo": 65.5}, {"stage": 2, "spread": 1, "valid_elbo": 63.0}]
+    fig = training_curves(rows)
+    traces = elbo_traces(fig)
+    assert [(t.name, list(t.x), list(t.customdata)) for t in traces] == [
+        ("stage 1", [1], [1]), ("stage 2", [2, 3], [1, 2]), ("variance head", [4], [1])]
+    assert [a.text for a in fig.layout.annotations if a.text.startswith(("stage", "variance"))] == [
+        "stage 2", "variance head"]
+
+
 def test_one_stage_draws_one_curve_without_stage_lines():
     fig = training_curves([{"epoch": e, "valid_elbo": 70.0 - e} for e in (1, 2, 3)])
     assert [list(t.x) for t in elbo_traces(fig)] == [[1, 2, 3]]
