@@ -391,7 +391,7 @@ class SentenceVAE(nn.Module):
         kl_term = kl.clamp(min=free_bits).sum() if free_bits > 0 else kl.sum()
         loss = rec if autoencoder else rec + beta * kl_term
         parts = {"rec": rec.item(), "kl": kl.sum().item()}
-        if self.bow is not None:
+        if self.bow is not None and bow_weight:  # a head without a weight (the variance head's epochs) is not run
             bow = self.bag_of_words(tokens, lengths, z).mean()
             loss = loss + bow_weight * bow
             parts["bow"] = bow.item()

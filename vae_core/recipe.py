@@ -89,8 +89,7 @@ def plan(cfg: TrainConfig, runs: list[TrainConfig]) -> list[TrainConfig]:
     """Which of the command's stages ``runs`` (see ``stages``) are still to train: with ``--resume``, the
     first unfinished one resumes (where it has begun) and the finished ones are skipped (when all are,
     the last resumes with nothing left to train, learns its variances if it has not, and writes its card
-    again); without it, a folder
-    holding any stage is refused."""
+    again); without it, a folder holding any stage is refused."""
     if not cfg.resume:
         if len(runs) > 1 and (Path(cfg.out) / "stages").exists():
             raise ValueError(f"{cfg.out} holds an unfinished run (stages/): pass --resume to go on, or choose "

@@ -245,55 +245,58 @@ def train_on(cfg: TrainConfig, data: tuple[Corpus, Corpus, list[str]], tokenizer
         # log
         row = {"stage": run.stage, "epoch": run.epoch, "seconds": round(seconds, 1), "lines_per_s": lines_per_s,
                "lr": lr, "aggressive": aggressive, **stats, **{f"valid_{k}": v for k, v in valid.items()}}
-        ckpt.append_metrics(out, row)
-        print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+        log(out, row)
 
     if lead and cfg.spread_epochs and (out / "config.json").exists():
-        spread_pass(cfg, train_set, valid_set, device, command)
+        spread_pass(cfg, train_dev, valid_dev, run.stage, command)
     if lead and card and (out / "config.json").exists():
         write_card(out, test_lines, iw_samples=cfg.card_iw_samples, baseline=cfg.baseline or None, device=device)
     return out
 
 
-def spread_pass(cfg: TrainConfig, train_set: Corpus, valid_set: Corpus, device, command: TrainConfig) -> None:
+def log(out: Path, row: dict) -> None:
+    """Append ``row`` to the run's ``metrics.jsonl`` and print it on one line."""
+    ckpt.append_metrics(out, row)
+    print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+
+
+def spread_pass(cfg: TrainConfig, train_set: Corpus, valid_set: Corpus, stage: int, command: TrainConfig) -> None:
     """The last step for a matched-prior model: a head that widens or narrows each line's variances
     (``ModelConfig.spread``) trains on the plain ELBO for ``--spread-epochs`` with every other weight
     fixed, without dropout, so the means, and with them reconstructions and the map, stay as they were.
     The matched prior gives every line the same variance, which is too narrow for most lines: the head
     brings q(z|x) closer to each line's posterior, so the bound from the encoder's q tightens. Skipped
-    when the checkpoint in ``cfg.out`` has the head already."""
+    when the checkpoint in ``cfg.out`` has the head already. The corpora are on the training device; the
+    metrics log counts the head's epochs as ``spread`` within ``stage``."""
     out = Path(cfg.out)
     trained, info = ckpt.build_model(out)
     if not isinstance(trained, SentenceVAE) or not trained.config.match_prior or trained.config.spread:
         return
     model = SentenceVAE(dataclasses.replace(trained.config, spread=True))
     model.load_state_dict(model.fit_weights(trained.state_dict()))
-    model.to(device).eval()  # BN's running statistics too: the means are the trained model's, exactly
+    model.to(train_set.tokens.device).eval()  # BN's running statistics too: the means are the trained model's
     for name, p in model.named_parameters():
         p.requires_grad_(name.startswith("to_spread."))
     optimizer = torch.optim.Adam(model.to_spread.parameters(), lr=cfg.spread_lr)
-    train_dev = train_set.to(device)
     for epoch in range(cfg.spread_epochs):
         started, sums = time.monotonic(), {}
-        batches = train_dev.batches(cfg.batch_size, shuffle=True,
+        batches = train_set.batches(cfg.batch_size, shuffle=True,
                                     generator=torch.Generator().manual_seed(1_000_003 * cfg.seed + 500_000 + epoch))
         for index in tqdm(batches, desc=f"variances {epoch + 1}", leave=False):
-            loss, parts = model.loss(train_dev.batch(index), beta=1.0)
+            loss, parts = model.loss(train_set.batch(index), beta=1.0)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             for key, value in parts.items():
                 sums[key] = sums.get(key, 0.0) + value
         seconds = time.monotonic() - started
-        valid = elbo_terms(model, valid_set.to(device))
+        valid = elbo_terms(model, valid_set)
         ckpt.save_model(out, model, {"kind": info["kind"], "epoch": info["epoch"], "train": cfg.recorded(),
                                      "command": command.recorded(), "valid": valid})
-        row = {"stage": ckpt.read_json(out / "resume" / "state.json")["counters"]["stage"], "spread": epoch + 1,
-               "seconds": round(seconds, 1), "lines_per_s": round(len(train_set) / seconds, 1), "lr": cfg.spread_lr,
-               **{f"train_{k}": v / len(batches) for k, v in sums.items()},
-               **{f"valid_{k}": v for k, v in valid.items()}}
-        ckpt.append_metrics(out, row)
-        print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+        log(out, {"stage": stage, "spread": epoch + 1, "seconds": round(seconds, 1),
+                  "lines_per_s": round(len(train_set) / seconds, 1), "lr": cfg.spread_lr,
+                  **{f"train_{k}": v / len(batches) for k, v in sums.items()},
+                  **{f"valid_{k}": v for k, v in valid.items()}})
 
 
 @cli.command
