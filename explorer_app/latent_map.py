@@ -32,8 +32,7 @@ def render(ctx: Context, layers: list[dict]) -> None:
     """The map panel. It is a fragment: colouring, searching, regions and uploads rerun only the
     panel (with the layers of the tab's last run), and what changes the tabs (a pick, "Use") reruns
     the app."""
-    if st.session_state.pop("map.rerun_app", False):
-        st.rerun()
+    state.follow()
     if needs_sentence_code(ctx, "The map"):
         return
     if ctx.projection is None:
@@ -136,14 +135,8 @@ def use_buttons(lines: list[str], key: str) -> None:
     for i, line in enumerate(lines):
         text, button = st.columns([5, 1])
         text.write(line)
-        button.button("Use", key=f"{key}.{i}", on_click=use, args=(line,),
+        button.button("Use", key=f"{key}.{i}", on_click=state.go_to, args=(line,),
                       help="Make this your current line in every tab")
-
-
-def use(line: str) -> None:
-    """Make ``line`` the current line, and have the whole app (not only the map) rerun to show it."""
-    state.go_to(line)
-    st.session_state["map.rerun_app"] = True
 
 
 def search_results(projection, matches: np.ndarray, upload: list[str]) -> None:

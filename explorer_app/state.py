@@ -59,6 +59,7 @@ DEFAULTS = {
 }
 SHARED = [k for k in DEFAULTS if k.split(".")[0] in ("tab", "settings", "lines", "interp", "neigh", "sample", "dir",
                                                        "map")]
+PAGE = [k for k in DEFAULTS if not k.startswith("settings.")]  # the keys of the tabs' and the map's widgets
 MAX_LINES = 200  # lines encoded from the text area at once
 MAX_CHARS = 1000  # characters kept of one line
 MAX_TEXT = MAX_LINES * (MAX_CHARS + 1)  # characters a link may carry in one text field
@@ -130,7 +131,14 @@ def init(choices: dict) -> None:
         st.session_state["walk"] = []  # breadcrumbs: lines the user moved to, oldest first
         st.session_state["map.picked"] = []  # corpus lines chosen on the map
         st.session_state["_initialised"] = True
-    for key in DEFAULTS:
+    st.session_state.pop("_rerun_app", None)  # this is the whole app's run
+    keep(DEFAULTS)
+
+
+def keep(keys) -> None:
+    """Set each of ``keys`` to the value it has, so that Streamlit keeps it through a run that does not
+    draw its widget (a fragment's rerun does this for the widgets in it)."""
+    for key in keys:
         st.session_state[key] = st.session_state[key]
 
 
@@ -170,3 +178,11 @@ def go_to(line: str, record: bool = True) -> None:
     walk = st.session_state["walk"]
     if record and (not walk or walk[-1] != line):
         walk.append(line)
+    st.session_state["_rerun_app"] = True  # see ``follow``
+
+
+def follow() -> None:
+    """Rerun the whole app if a callback moved to a new line (``go_to``): the rerun of a fragment
+    alone would not redraw the sidebar's walk, nor the tabs when it was the map's."""
+    if st.session_state.pop("_rerun_app", False):
+        st.rerun()

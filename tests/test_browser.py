@@ -1,5 +1,6 @@
 """A real browser: the explorer served on localhost, driven in Debian's headless Chromium."""
 
+import base64
 import os
 import shutil
 import socket
@@ -71,6 +72,50 @@ def test_type_two_lines_and_drag_the_interpolation_slider(page):
     assert start != end  # the decoded line follows the slider
     layers = [t[0] for t in map_frame(page).evaluate("() => window.mapState.traces")]
     assert "corpus" in layers and "slider" in layers  # the map draws the corpus and the slider's point
+
+
+def sidebar_deltas(page, interact) -> tuple[int, int]:
+    """How many elements the server sent to the sidebar, and to anywhere, for ``interact()``."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    frames = []  # the page's socket is already open, so its frames are read through the DevTools protocol
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.on("Network.webSocketFrameReceived", lambda e: frames.append(e["response"]["payloadData"]))
+    interact()
+    idle(page)
+    cdp.detach()
+    paths = []
+    for payload in frames:
+        message = ForwardMsg()
+        message.ParseFromString(base64.b64decode(payload))
+        if message.WhichOneof("type") == "delta":
+            paths.append(list(message.metadata.delta_path))
+    return sum(path[:1] == [1] for path in paths), len(paths)  # the sidebar is the page's container 1
+
+
+def test_the_tabs_rerun_without_redrawing_the_sidebar(page):
+    page.get_by_role("tab", name="Lines").click()
+    box = page.get_by_label("Lines of verse, one per line")
+    box.fill("the owl is hooting in the barn")
+    box.press("Control+Enter")
+    idle(page)
+    page.get_by_role("tab", name="Interpolate").click()
+    slider = page.get_by_role("slider", name="Position between the two lines")
+    slider.wait_for(timeout=60_000)
+    idle(page)
+    slider.focus()
+    sidebar, everywhere = sidebar_deltas(page, lambda: slider.press("PageUp"))
+    assert everywhere > 5 and sidebar == 0  # the slider reran the tab and the map only
+    page.get_by_role("tab", name="Lines").click()  # a tab that the fragment's last runs did not draw kept its text
+    idle(page)
+    assert page.get_by_label("Lines of verse, one per line").input_value() == "the owl is hooting in the barn"
+    seed = page.get_by_label("Random seed")
+    sidebar, everywhere = sidebar_deltas(page, lambda: (seed.fill("7"), seed.press("Enter")))
+    assert sidebar > 5  # a setting in the sidebar reruns the whole app
+    seed.fill("0")
+    seed.press("Enter")
+    idle(page)
 
 
 def test_clicking_a_result_row_walks_to_that_line(page):
