@@ -215,8 +215,9 @@ class CodeIndex:
         self.codes = as_codes("codes", codes)
         if len(self.codes) == 0:
             raise ValueError("CodeIndex needs at least one corpus code")
-        self.unit = F.normalize(self.codes, dim=1)  # a zero code stays zero: cosine 0 to everything
-        self.squares = (self.codes**2).sum(dim=1)
+        norms = torch.linalg.vector_norm(self.codes, dim=1)  # no [N, nz] temporary: a million codes are 256 MB
+        self.unit = self.codes / norms.clamp_min(1e-12).unsqueeze(1)  # a zero code stays zero: cosine 0 to everything
+        self.squares = norms**2
         if approximate is None:
             approximate = lists is not None or len(self.codes) > APPROXIMATE_ABOVE
         self.lists = (lists or InvertedLists.build(self.unit, seed)) if approximate else None
