@@ -6,6 +6,7 @@ row and the map's new layer), with the bytes the browser received for each inter
 messages and files).
 
     python bench/browser.py
+    LATENT_VERSE_CHECKPOINTS=runs/scale/checkpoints python bench/browser.py    # on bench/scale.py's map
 
 Prints one JSON object per figure: name, value, unit, budget and whether it was met.
 """
