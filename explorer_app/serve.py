@@ -8,16 +8,18 @@ One process runs its sessions' Python on one core at a time, so a second process
 second core to work. Streamlit keeps a session in the process it first reached (its state, its map
 files), so the proxy pins each user by a cookie: a request without it goes to the next server in
 turn, and that server's first response sets it. The servers share the read-only checkpoints folder.
+With one process (the default) there is no proxy: this process is the ``streamlit run`` server.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
+import importlib
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -84,7 +86,7 @@ def start_servers(ports: list[int], options: list[str] = (), quiet: bool = False
     """One explorer server on each of ``ports`` (local connections only), with ``options`` passed on to
     ``streamlit run`` (their log goes to this process's stderr unless ``quiet``); returns once every
     one answers its health check."""
-    servers = [subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(APP), *options,
+    servers = [subprocess.Popen([sys.executable, "-m", "explorer_app.serve", *options,
                                  "--server.headless", "true", "--server.address", "127.0.0.1",
                                  "--server.port", str(port)],
                                 stdout=subprocess.DEVNULL,  # each one's banner names its own, private port
@@ -162,11 +164,27 @@ def streamlit_options(args: argparse.Namespace, options: list[str]) -> list[str]
     return [*options, *(part for name, value in given if value is not None for part in (name, str(value)))]
 
 
+def run_streamlit(options: list[str]) -> int:
+    """One explorer server in this process: ``streamlit run`` with ``options``. Meanwhile a thread imports
+    the app's libraries (torch and the model package: 1.4 s of a cold open), while streamlit starts and the
+    first browser loads the page, so the app's first run finds them imported."""
+    threading.Thread(target=_import_app_libraries, daemon=True).start()
+    from streamlit.web import cli
+
+    return cli.main(["run", str(APP), *options], prog_name="streamlit")
+
+
+def _import_app_libraries() -> None:
+    try:
+        importlib.import_module("explorer_app.cache")
+    except Exception:  # the app's own import fails the same way, and says so in the page
+        pass
+
+
 def main(argv=None) -> int:
     args, options = parse(sys.argv[1:] if argv is None else list(argv))
     if args.processes == 1:
-        command = [sys.executable, "-m", "streamlit", "run", str(APP), *streamlit_options(args, options)]
-        os.execv(sys.executable, command)
+        return run_streamlit(streamlit_options(args, options))
     port = args.port or DEFAULT_PORT
     if port + args.processes > 65535:
         print(f"error: --server.port {port} leaves no room for {args.processes} processes' ports after it",

@@ -1,6 +1,7 @@
 """The latent map: every line of its sources, stored compactly without pickle, properties, regions,
 search, stable placement of new codes, and what generated lines recall."""
 
+import gzip
 import json
 
 import numpy as np
@@ -218,6 +219,9 @@ def test_a_large_map_stores_its_approximate_index_and_word_counts(vae, tmp_path,
     built = build(vae, source_files(data), MapConfig(neighbours=5, regions=2, reconstruct=False), progress=False)
     assert built.lists is not None and len(built.lists.assignment) == 60
     built.save(tmp_path / "map")
+    stored = (tmp_path / "map" / TENSORS).read_bytes()
+    raw = gzip.decompress(stored)
+    assert len(stored) >= len(raw) > len(gzip.compress(raw))  # kept uncompressed: it opens sooner
     again = Projection.load(tmp_path / "map")
     assert torch.equal(again.lists.assignment, built.lists.assignment)
     assert again.code_index.lists is again.lists  # opening the map builds no index

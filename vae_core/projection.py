@@ -158,7 +158,9 @@ class Projection:
             tensors["words.words"] = torch.as_tensor(counts.indices.astype(np.int32))
             tensors["words.starts"] = torch.as_tensor(counts.indptr.astype(np.int64))
         sources = [{**s, "path": _relative(s["path"], directory)} for s in self.sources]
-        ckpt.write_tensors(directory / TENSORS, tensors)
+        # a large map is built on the machine that uses it, not shipped: uncompressed, a million lines'
+        # map is 122 MB instead of 79 MB and opens 0.45 s sooner
+        ckpt.write_tensors(directory / TENSORS, tensors, level=0 if self.lists is not None else 9)
         ckpt.write_json(directory / META, {"format": FORMAT, "sources": sources, "names": self.names,
                                            "regions": self.region_words, "settings": self.settings, **meta})
 
