@@ -166,8 +166,8 @@ def streamlit_options(args: argparse.Namespace, options: list[str]) -> list[str]
 
 def run_streamlit(options: list[str]) -> int:
     """One explorer server in this process: ``streamlit run`` with ``options``. Meanwhile a thread imports
-    the app's libraries (torch and the model package: 1.4 s of a cold open), while streamlit starts and the
-    first browser loads the page, so the app's first run finds them imported."""
+    the app's libraries (torch and the model package: about 1.3 s of a cold open), while streamlit starts
+    and the first browser loads the page, so the app's first run finds them imported."""
     threading.Thread(target=_import_app_libraries, daemon=True).start()
     from streamlit.web import cli
 

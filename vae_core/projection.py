@@ -159,7 +159,7 @@ class Projection:
             tensors["words.starts"] = torch.as_tensor(counts.indptr.astype(np.int64))
         sources = [{**s, "path": _relative(s["path"], directory)} for s in self.sources]
         # a large map is built on the machine that uses it, not shipped: uncompressed, a million lines'
-        # map is 122 MB instead of 79 MB and opens 0.45 s sooner
+        # map is 122 MB instead of 79 MB and is read in 0.33 s instead of 0.71 s
         ckpt.write_tensors(directory / TENSORS, tensors, level=0 if self.lists is not None else 9)
         ckpt.write_json(directory / META, {"format": FORMAT, "sources": sources, "names": self.names,
                                            "regions": self.region_words, "settings": self.settings, **meta})
