@@ -6,6 +6,8 @@ toggles lets a user flip single bits of the line's code and watch the line chang
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pandas as pd
 import streamlit as st
 
@@ -28,6 +30,8 @@ def render(ctx: Context) -> list[dict]:
                   help="Multiply the noise by the posterior standard deviation of each latent dimension, "
                        "so it spreads where the model itself is unsure about the line")
     c2.number_input("How many", *state.RANGES["neigh.count"], key="neigh.count")
+    c3.toggle("Distinct lines only", key="neigh.distinct",
+              help="List each variation once, with how many of the codes decoded to it")
     if not source:
         st.info("Give a line to vary.")
         return []
@@ -39,7 +43,11 @@ def render(ctx: Context) -> list[dict]:
         codes = ctx.vae.neighbours(z[0], int(s["neigh.count"]), float(s["neigh.noise"]), seed=ctx.settings.seed,
                                    std=std[0] if s["neigh.by_std"] else None)
     decoded = ctx.decode(codes, seed_offset=1)
-    frame = pd.DataFrame({"variation": decoded, **ctx.recall(decoded)})
+    if s["neigh.distinct"]:
+        lines, times = zip(*Counter(decoded).items())  # in order of first appearance
+        frame = pd.DataFrame({"variation": lines, "times": times, **ctx.recall(list(lines))})
+    else:
+        frame = pd.DataFrame({"variation": decoded, **ctx.recall(decoded)})
     results_table(frame, "neigh.table", "variation", "neighbours.csv")
     layers = [{"name": "line", "kind": "source", "lines": [source], "xy": ctx.place(z)},
               {"name": "neighbours", "kind": "neighbour", "lines": decoded, "xy": ctx.place(codes)}]

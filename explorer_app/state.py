@@ -35,6 +35,7 @@ DEFAULTS = {
     "neigh.flip": 0.1,
     "neigh.count": 16,
     "neigh.by_std": False,
+    "neigh.distinct": False,
     "sample.count": 12,
     "sample.temperature": 0.8,
     "sample.line": "my heart leaps up when i behold",

@@ -205,6 +205,18 @@ def test_neighbours_noise(app, shipped):
     assert frames(at)[0]["variation"].tolist() == beam(shipped, scaled)  # the noise times the line's σ
 
 
+def test_neighbours_distinct_lines_count_their_variations(app):
+    at = open_tab(app.run(), "Neighbours")
+    all_of_them = frames(at)[0]["variation"].tolist()  # the default line's 16, some decoded alike
+    assert len(set(all_of_them)) < len(all_of_them)
+    at.toggle(key="neigh.distinct").set_value(True).run()
+    no_exceptions(at)
+    distinct = frames(at)[0]
+    assert distinct["variation"].tolist() == list(dict.fromkeys(all_of_them))  # once each, as they first came
+    assert distinct["times"].tolist() == [all_of_them.count(line) for line in distinct["variation"]]
+    assert {"in corpus", "most words shared with"} <= set(distinct.columns)  # what each one recalls, as before
+
+
 def test_prior_samples_redraw(app, shipped):
     at = open_tab(app.run(), "Sample")
     at.slider(key="sample.count").set_value(5).run()

@@ -323,3 +323,27 @@ def test_colouring_by_a_field_shows_its_legend_or_colour_bar(page, server):
     frame.wait_for_function("() => document.querySelector('g.colorbar') !== null", timeout=30_000)
     assert "syllables" in frame.evaluate("() => document.querySelector('g.colorbar').textContent")
     assert frame.evaluate("() => document.querySelectorAll('#legend > span').length") == 0
+
+
+def test_region_names_are_whole_and_apart_on_the_map(page, server):
+    from vae_core.checkpoint import SHIPPED
+    from vae_core.projection import Projection
+
+    regions = len(Projection.load(SHIPPED).region_words)
+    page.goto(server)
+    frame = map_frame(page)
+    frame.wait_for_function(f"() => document.querySelectorAll('#names span').length === {regions}", timeout=60_000)
+    boxes = frame.evaluate("""() => {
+        const area = document.getElementById("layers").getBoundingClientRect();
+        return Array.from(document.querySelectorAll("#names span"), s => {
+            const b = s.getBoundingClientRect();
+            return [b.left - area.left, b.top - area.top, b.right - area.left, b.bottom - area.top,
+                    area.width, area.height];
+        });
+    }""")
+    for left, top, right, bottom, width, height in boxes:  # at the whole map's zoom every region is in view
+        assert 0 <= left and right <= width and 0 <= top and bottom <= height
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            overlap = min(a[2], b[2]) - max(a[0], b[0]), min(a[3], b[3]) - max(a[1], b[1])
+            assert min(overlap) <= 0.5, "two region names cover each other"
