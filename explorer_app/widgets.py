@@ -83,7 +83,9 @@ def split_lines(text: str) -> tuple[list[str], list[str]]:
     return lines, notices
 
 
-RECALL_COLUMNS = {  # and the VRNN's
+RECALL_COLUMNS = {  # with the VRNN's latents and the neighbours' counts
+    "times": st.column_config.NumberColumn(
+        "times", width="small", help="How many of the variations decoded to this line"),
     "latents": st.column_config.TextColumn(
         "latents", width="small", help="Where each piece's latent comes from: the posterior (it has seen the "
         "piece) or the prior (it has not)"),
